@@ -1,0 +1,25 @@
+"""Queue consumers and scheduled jobs (no HTTP routes)."""
+
+from typing import Any
+
+from chalice import Chalice
+
+from dotmac.core.workers import batch_handler, scheduled_handler
+
+app = Chalice(app_name="dotmac-workers")
+
+
+@app.lambda_function(name="deliver_notifications")
+def deliver_notifications(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS `notifications` -> the notification outbox, reporting partial batch failures."""
+    from dotmac.notifications.service import deliver
+
+    return batch_handler(event, context, deliver)
+
+
+@app.lambda_function(name="monitor_dead_letter_queues")
+def monitor_dead_letter_queues(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Every 5 minutes: publish each dead-letter queue's depth as a metric."""
+    from dotmac.core.queues import dead_letter_depths
+
+    return scheduled_handler(event, context, dead_letter_depths)

@@ -1,0 +1,152 @@
+"""Every cloud resource DotMac needs, declared once.
+
+`infra.cloudformation` renders these for AWS and `infra.bootstrap` creates them in the
+local emulator; `tests/integration/test_infra_parity.py` proves both say the same thing.
+Names here are logical; the physical names are prefixed with the stage (`dotmac-local-...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATEMACHINE_DIR = REPO_ROOT / "statemachines"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index with string keys, projecting all attributes."""
+
+    name: str
+    pk: str
+    sk: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """The single DynamoDB table: string PK/SK, GSIs, a TTL attribute, on-demand, PITR."""
+
+    name: str
+    pk: str
+    sk: str
+    indexes: tuple[Index, ...]
+    ttl_attribute: str
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A standard SQS queue and its dead-letter queue (`<name>-dlq`)."""
+
+    name: str
+    visibility_timeout: int = 60
+    max_receive_count: int = 3
+    dlq_retention_seconds: int = 14 * 24 * 3600
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A versioned, encrypted, private S3 bucket."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    """An SQS event source mapping with partial batch responses switched on."""
+
+    queue: str
+    batch_size: int = 10
+    max_batching_window: int = 0
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function: `functions/<app>/app.py`, attribute `handler` of the Chalice app.
+
+    `handler` is the name Chalice registered (the route app itself for HTTP apps, the
+    decorated function's name for pure Lambda functions).
+    """
+
+    name: str
+    app: str
+    handler: str
+    timeout: int = 30
+    memory: int = 512
+    queue_triggers: tuple[QueueTrigger, ...] = ()
+    schedule: str | None = None  # "rate(5 minutes)" or "cron(...)" as EventBridge writes it
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """A Step Functions state machine from `statemachines/<name>.asl.json`.
+
+    The definition may reference `${<function name>Arn}` for each function it invokes.
+    """
+
+    name: str
+    functions: tuple[str, ...] = ()
+    definition_dir: Path = STATEMACHINE_DIR
+
+    @property
+    def definition_path(self) -> Path:
+        return self.definition_dir / f"{self.name}.asl.json"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Everything, in one value."""
+
+    table: Table
+    queues: tuple[Queue, ...]
+    buckets: tuple[Bucket, ...]
+    kms_key_alias: str
+    http_apps: tuple[str, ...]
+    functions: tuple[Function, ...]
+    state_machines: tuple[StateMachine, ...] = field(default_factory=tuple)
+
+    def function(self, name: str) -> Function:
+        return next(f for f in self.functions if f.name == name)
+
+
+TABLE = Table(
+    name="main",
+    pk="PK",
+    sk="SK",
+    indexes=(
+        Index("GSI1", "GSI1PK", "GSI1SK"),
+        Index("GSI2", "GSI2PK", "GSI2SK"),
+    ),
+    ttl_attribute="expires_at",
+)
+
+HTTP_APPS = ("identity", "management", "billing", "isp", "crm", "commerce", "projects")
+
+STACK = Stack(
+    table=TABLE,
+    queues=(Queue("notifications", visibility_timeout=60),),
+    buckets=(Bucket("objects"),),
+    kms_key_alias="pii",
+    http_apps=HTTP_APPS,
+    functions=(
+        *(Function(name=f"{app}-api", app=app, handler="app") for app in HTTP_APPS),
+        Function(
+            name="notifications-worker",
+            app="workers",
+            handler="deliver_notifications",
+            queue_triggers=(QueueTrigger("notifications", batch_size=10),),
+        ),
+        Function(
+            name="dlq-monitor",
+            app="workers",
+            handler="monitor_dead_letter_queues",
+            schedule="rate(5 minutes)",
+        ),
+    ),
+    state_machines=(),
+)

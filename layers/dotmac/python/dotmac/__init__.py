@@ -1,0 +1,1 @@
+"""DotMac: the application code shipped as the shared Lambda layer."""

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every domain uses: settings, tenancy, errors, envelope, data access."""

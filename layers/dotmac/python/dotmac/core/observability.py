@@ -1,0 +1,46 @@
+"""Powertools Logger, Metrics and Tracer, each built once and lazily.
+
+Tracing imports the X-Ray SDK (~0.3 s), so it is off unless `DOTMAC_TRACING=true`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
+
+SERVICE = "dotmac"
+NAMESPACE = "DotMac"
+
+
+@lru_cache(maxsize=1)
+def get_logger() -> Logger:
+    """The structured JSON logger (service `dotmac`)."""
+    from aws_lambda_powertools import Logger
+
+    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
+
+
+@lru_cache(maxsize=1)
+def get_metrics() -> Metrics:
+    """The EMF metrics emitter (namespace `DotMac`)."""
+    from aws_lambda_powertools import Metrics
+
+    return Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def tracing_enabled() -> bool:
+    return os.environ.get("DOTMAC_TRACING", "false").lower() == "true"
+
+
+@lru_cache(maxsize=1)
+def get_tracer() -> Any:
+    """The X-Ray tracer, or None when tracing is off."""
+    if not tracing_enabled():
+        return None
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)

@@ -1,0 +1,1 @@
+"""Notifications: messages to users, delivered from the `notifications` queue."""

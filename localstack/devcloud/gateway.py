@@ -1,0 +1,246 @@
+"""The local API gateway: one HTTP server in front of every domain app.
+
+It does what the production REST API does: match the path against the union of all apps'
+routes, run the route's authorizer (Chalice's local authorizer runner, i.e. the real
+authorizer function), build the proxy event and invoke the app. Requests are served on
+threads; on shutdown it stops accepting and waits for in-flight requests (bounded).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from chalice.local import (
+    ForbiddenError,
+    LambdaContext,
+    LambdaEventConverter,
+    LocalGatewayAuthorizer,
+    LocalGatewayException,
+    RouteMatcher,
+)
+
+from dotmac.core.observability import get_logger
+
+MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+
+
+class RouteConflictError(Exception):
+    """Two apps declare the same path and method."""
+
+
+def _error_body(code: str, message: str, request_id: str) -> bytes:
+    return json.dumps(
+        {"error": {"code": code, "message": message, "details": [], "request_id": request_id}}
+    ).encode()
+
+
+class _MountedApp:
+    def __init__(self, name: str, app: Any) -> None:
+        self.name = name
+        self.app = app
+        self.converter = LambdaEventConverter(RouteMatcher(list(app.routes)), app.api.binary_types)
+        self.authorizer = LocalGatewayAuthorizer(app)
+
+
+class Gateway:
+    """Dispatches (method, path) to the app that owns the matching route."""
+
+    def __init__(self, apps: Mapping[str, Any]) -> None:
+        self._apps = {name: _MountedApp(name, app) for name, app in apps.items()}
+        self._owner: dict[str, _MountedApp] = {}
+        seen: dict[tuple[str, str], str] = {}
+        for mounted in self._apps.values():
+            for path, methods in mounted.app.routes.items():
+                for method in methods:
+                    if (path, method) in seen:
+                        owner = seen[(path, method)]
+                        raise RouteConflictError(
+                            f"{method} {path} is declared by {owner} and {mounted.name}"
+                        )
+                    seen[(path, method)] = mounted.name
+                self._owner[path] = mounted
+        self._matcher = RouteMatcher(list(self._owner))
+
+    def route_count(self) -> int:
+        return sum(len(m.app.routes) for m in self._apps.values())
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Serve one request; returns (status, headers, body)."""
+        request_id = str(uuid.uuid4())
+        try:
+            route = self._matcher.match_route(path).route
+        except ValueError:
+            return (
+                404,
+                {"Content-Type": "application/json"},
+                _error_body(
+                    "NOT_FOUND", f"no route for {path.split('?', maxsplit=1)[0]}", request_id
+                ),
+            )
+        mounted = self._owner[route]
+        if method not in mounted.app.routes[route] and method != "OPTIONS":
+            allow = ", ".join(sorted(mounted.app.routes[route]))
+            return (
+                405,
+                {"Content-Type": "application/json", "Allow": allow},
+                _error_body("METHOD_NOT_ALLOWED", f"{method} is not allowed here", request_id),
+            )
+        event = mounted.converter.create_lambda_event(method, path, dict(headers), body)
+        event["requestContext"]["requestId"] = request_id
+        event["requestContext"]["stage"] = "api"
+        context = LambdaContext(function_name=f"{mounted.name}-api", memory_size=512)
+        try:
+            event, context = mounted.authorizer.authorize(path, event, context)
+        except ForbiddenError:
+            return (
+                403,
+                {"Content-Type": "application/json"},
+                _error_body("FORBIDDEN", "the authorizer denied this request", request_id),
+            )
+        except LocalGatewayException as exc:
+            status = 401 if exc.CODE == 401 else 500
+            code = "UNAUTHENTICATED" if status == 401 else "INTERNAL_ERROR"
+            return (
+                status,
+                {"Content-Type": "application/json"},
+                _error_body(
+                    code,
+                    "authentication required" if status == 401 else "authorizer failed",
+                    request_id,
+                ),
+            )
+        response = mounted.app(event, context)
+        return self._to_http(response)
+
+    @staticmethod
+    def _to_http(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        import base64
+
+        headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(str(v) for v in values)
+        raw = response.get("body") or b""
+        if response.get("isBase64Encoded"):
+            body = base64.b64decode(raw)
+        else:
+            body = raw.encode() if isinstance(raw, str) else raw
+        return int(response["statusCode"]), headers, body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: GatewayServer
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        server = self.server
+        if not server.enter():
+            self._send(
+                503,
+                {"Content-Type": "application/json", "Connection": "close"},
+                _error_body("SERVICE_UNAVAILABLE", "shutting down", ""),
+            )
+            return
+        started = time.perf_counter()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._send(
+                    413,
+                    {"Content-Type": "application/json"},
+                    _error_body("PAYLOAD_TOO_LARGE", "request body too large", ""),
+                )
+                return
+            body = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items()}
+            try:
+                status, out_headers, out = server.gateway.handle(
+                    self.command, self.path, headers, body
+                )
+            except Exception:
+                get_logger().exception("gateway failure", path=self.path)
+                status, out_headers, out = (
+                    500,
+                    {"Content-Type": "application/json"},
+                    _error_body("INTERNAL_ERROR", "an internal error occurred", ""),
+                )
+            self._send(status, out_headers, out)
+            if server.access_log:
+                millis = (time.perf_counter() - started) * 1000
+                print(f"{self.command} {self.path} {status} {millis:.1f}ms", flush=True)  # noqa: T201
+        finally:
+            server.leave()
+
+    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.server.draining:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's per-request stderr lines (the gateway logs its own)."""
+
+
+class GatewayServer(ThreadingHTTPServer):
+    """A threaded HTTP server that can drain: stop accepting, then wait for in-flight work."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, gateway: Gateway, *, access_log: bool = False):
+        super().__init__((host, port), _Handler)
+        self.gateway = gateway
+        self.access_log = access_log
+        self.draining = False
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def enter(self) -> bool:
+        with self._cond:
+            if self.draining:
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Stop accepting, wait up to `timeout` s for in-flight requests; returns those left."""
+        with self._cond:
+            self.draining = True
+        self.shutdown()  # stops the accept loop; handler threads keep running
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._in_flight and time.monotonic() < deadline:
+                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            left = self._in_flight
+        self.server_close()
+        return left

@@ -1,0 +1,35 @@
+"""Shared test setup: fake AWS credentials, no real endpoints, fresh settings per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    DOTMAC_STAGE="test",
+    POWERTOOLS_METRICS_NAMESPACE="DotMacTest",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    from dotmac.core.aws import reset_clients
+    from dotmac.core.queues import reset_queue_urls
+    from dotmac.core.settings import reset_settings
+
+    def reset() -> None:
+        reset_settings()
+        reset_clients()
+        reset_queue_urls()
+
+    reset()
+    yield
+    reset()
