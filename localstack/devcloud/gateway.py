@@ -30,6 +30,9 @@ from dotmac.core.observability import get_logger
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
 
+_Answer = tuple[int, dict[str, str], bytes]
+
+
 class RouteConflictError(Exception):
     """Two apps declare the same path and method."""
 
@@ -53,46 +56,44 @@ class Gateway:
 
     def __init__(self, apps: Mapping[str, Any]) -> None:
         self._apps = {name: _MountedApp(name, app) for name, app in apps.items()}
-        self._owner: dict[str, _MountedApp] = {}
-        seen: dict[tuple[str, str], str] = {}
+        # path pattern -> method -> app; two apps may share a path with different methods.
+        self._owners: dict[str, dict[str, _MountedApp]] = {}
         for mounted in self._apps.values():
             for path, methods in mounted.app.routes.items():
+                owners = self._owners.setdefault(path, {})
                 for method in methods:
-                    if (path, method) in seen:
-                        owner = seen[(path, method)]
+                    if method in owners:
                         raise RouteConflictError(
-                            f"{method} {path} is declared by {owner} and {mounted.name}"
+                            f"{method} {path} is declared by {owners[method].name} "
+                            f"and {mounted.name}"
                         )
-                    seen[(path, method)] = mounted.name
-                self._owner[path] = mounted
-        self._matcher = RouteMatcher(list(self._owner))
+                    owners[method] = mounted
+        self._matcher = RouteMatcher(list(self._owners))
 
     def route_count(self) -> int:
-        return sum(len(m.app.routes) for m in self._apps.values())
+        return sum(len(methods) for methods in self._owners.values())
 
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> _Answer:
         """Serve one request; returns (status, headers, body)."""
         request_id = str(uuid.uuid4())
+
+        def refuse(status: int, code: str, message: str, **extra: str) -> _Answer:
+            headers = {"Content-Type": "application/json", "X-Request-Id": request_id, **extra}
+            return status, headers, _error_body(code, message, request_id)
+
         try:
             route = self._matcher.match_route(path).route
         except ValueError:
-            return (
-                404,
-                {"Content-Type": "application/json"},
-                _error_body(
-                    "NOT_FOUND", f"no route for {path.split('?', maxsplit=1)[0]}", request_id
-                ),
-            )
-        mounted = self._owner[route]
-        if method not in mounted.app.routes[route] and method != "OPTIONS":
-            allow = ", ".join(sorted(mounted.app.routes[route]))
-            return (
-                405,
-                {"Content-Type": "application/json", "Allow": allow},
-                _error_body("METHOD_NOT_ALLOWED", f"{method} is not allowed here", request_id),
-            )
+            return refuse(404, "NOT_FOUND", f"no route for {path.split('?', maxsplit=1)[0]}")
+        owners = self._owners[route]
+        mounted = owners.get(method) or (
+            owners.get("GET") if method in ("HEAD", "OPTIONS") else None
+        )
+        if mounted is None:
+            allow = ", ".join(sorted(owners))
+            return refuse(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here", Allow=allow)
         event = mounted.converter.create_lambda_event(method, path, dict(headers), body)
         event["requestContext"]["requestId"] = request_id
         event["requestContext"]["stage"] = "api"
@@ -100,28 +101,15 @@ class Gateway:
         try:
             event, context = mounted.authorizer.authorize(path, event, context)
         except ForbiddenError:
-            return (
-                403,
-                {"Content-Type": "application/json"},
-                _error_body("FORBIDDEN", "the authorizer denied this request", request_id),
-            )
+            return refuse(403, "FORBIDDEN", "the authorizer denied this request")
         except LocalGatewayException as exc:
-            status = 401 if exc.CODE == 401 else 500
-            code = "UNAUTHENTICATED" if status == 401 else "INTERNAL_ERROR"
-            return (
-                status,
-                {"Content-Type": "application/json"},
-                _error_body(
-                    code,
-                    "authentication required" if status == 401 else "authorizer failed",
-                    request_id,
-                ),
-            )
-        response = mounted.app(event, context)
-        return self._to_http(response)
+            if exc.CODE == 401:
+                return refuse(401, "UNAUTHENTICATED", "authentication required")
+            return refuse(500, "INTERNAL_ERROR", "authorizer failed")
+        return self._to_http(mounted.app(event, context))
 
     @staticmethod
-    def _to_http(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def _to_http(response: dict[str, Any]) -> _Answer:
         import base64
 
         headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}

@@ -13,7 +13,7 @@ from typing import Any
 from devcloud.events import Schedule
 from dotmac.core.observability import get_logger
 
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE = re.compile(r"^rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -23,8 +23,10 @@ def interval_seconds(expression: str) -> int:
     if match is None:
         raise ValueError(f"unsupported schedule expression {expression!r} (use rate(N unit))")
     value, unit = int(match.group(1)), match.group(2).rstrip("s")
-    if value < 1 or (value == 1) != (match.group(2) == unit):
-        raise ValueError(f"bad rate expression {expression!r}: 1 takes a singular unit")
+    if value < 1:
+        raise ValueError(f"bad rate expression {expression!r}: the rate must be at least 1")
+    if (value == 1) != (match.group(2) == unit):
+        raise ValueError(f"bad rate expression {expression!r}: only 1 takes a singular unit")
     return value * _UNIT_SECONDS[unit]
 
 

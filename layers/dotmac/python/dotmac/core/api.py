@@ -27,7 +27,7 @@ from dotmac.core.errors import (
     ForbiddenError,
     ValidationError,
 )
-from dotmac.core.observability import get_logger
+from dotmac.core.observability import get_logger, http_middleware
 from dotmac.core.permissions import PUBLIC, allowed, app_of
 from dotmac.core.tenancy import TenantContext
 
@@ -86,7 +86,7 @@ class Call:
         raw = self.request.raw_body or b"{}"
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValidationError("request body is not valid JSON") from exc
         try:
             return model.model_validate(data)
@@ -199,6 +199,7 @@ class Api:
         self.app.api.binary_types = ["application/pdf", "application/octet-stream"]
         self.authorizer = authorizer
         self.specs: list[RouteSpec] = []
+        self.app.register_middleware(http_middleware, "http")
         self.app.register_middleware(self._chalice_errors_to_envelope, "http")
         self.add_health_routes(self.base)
         self.route("/openapi.json", public=True, summary="This app's OpenAPI document")(
@@ -260,12 +261,11 @@ class Api:
             assert request is not None
             request_id = (request.context or {}).get("requestId") or str(uuid.uuid4())
             logger = get_logger()
-            logger.append_keys(request_id=request_id, tenant_id=None, user_id=None)
             try:
                 ctx = _context_from_authorizer(request, request_id)
                 if permission is not None:
                     ctx = self._authorize(ctx, permission)
-                    logger.append_keys(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
+                    logger.thread_safe_append_keys(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
                 result = view(Call(request, request_id, ctx), **path_params)
             except Exception as exc:
                 error = _as_domain_error(exc)

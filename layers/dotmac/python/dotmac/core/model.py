@@ -8,7 +8,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from dotmac.core.tenancy import KEY_SEPARATOR, PLATFORM_PREFIXES
+from dotmac.core.tenancy import KEY_SEPARATOR, PLATFORM_PREFIXES, TENANT_ID_PATTERN
 
 DEFAULT_TABLE_NAME = "dotmac-local-main"
 # (partition, sort) attribute of the table (None) and of each index, by model attribute name.
@@ -39,10 +39,10 @@ class _GSI2(GlobalSecondaryIndex["TableItem"]):
 
 def check_partition_key(key: str) -> None:
     """Refuse a partition key outside the tenant (`T#…#`) and platform key spaces."""
-    head = key.split(KEY_SEPARATOR, 1)[0]
+    head, *rest = key.split(KEY_SEPARATOR)
     if head == "T":
-        if key.count(KEY_SEPARATOR) < 2:
-            raise ValueError(f"tenant key without an entity part: {key!r}")
+        if len(rest) < 2 or not TENANT_ID_PATTERN.fullmatch(rest[0]) or not all(rest[1:]):
+            raise ValueError(f"malformed tenant key (want T#<tenant>#<entity part>...): {key!r}")
         return
     if head not in PLATFORM_PREFIXES:
         raise ValueError(f"partition key outside the tenant and platform spaces: {key!r}")

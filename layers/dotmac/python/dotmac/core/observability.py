@@ -44,3 +44,27 @@ def get_tracer() -> Any:
     from aws_lambda_powertools import Tracer
 
     return Tracer(service=SERVICE)
+
+
+def http_middleware(event: Any, get_response: Any) -> Any:
+    """Chalice 'http' middleware: per-request log keys, metrics flush, optional tracing.
+
+    Log keys are thread-local so concurrent requests in the local gateway never mix them.
+    """
+    logger = get_logger()
+    context = getattr(event, "context", None) or {}
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(
+        request_id=context.get("requestId"), path=getattr(event, "path", None)
+    )
+    tracer = get_tracer()
+    try:
+        if tracer is None:
+            return get_response(event)
+        with tracer.provider.in_subsegment(f"## {getattr(event, 'path', 'request')}"):
+            return get_response(event)
+    finally:
+        metrics = get_metrics()
+        if metrics.metric_set:
+            metrics.flush_metrics()
+        logger.thread_safe_clear_keys()

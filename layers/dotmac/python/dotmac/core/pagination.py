@@ -27,7 +27,7 @@ class PageRequest:
         raw = params.get("limit")
         limit = DEFAULT_LIMIT
         if raw is not None:
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
                 raise ValidationError(
                     "invalid limit",
                     details=[FieldError("limit", f"must be an integer from 1 to {MAX_LIMIT}")],
@@ -60,7 +60,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(
             "invalid cursor", details=[FieldError("cursor", "not a cursor this API issued")]
         ) from exc
