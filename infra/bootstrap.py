@@ -122,7 +122,13 @@ def create_buckets(session: Any, stack: Stack, stage: str) -> dict[str, str]:
     for bucket in stack.buckets:
         name = physical(stage, bucket.name)
         if not _exists(lambda name=name: s3.head_bucket(Bucket=name), ("404", "NoSuchBucket")):
-            s3.create_bucket(Bucket=name)
+            region = session.region_name
+            location = (
+                {}
+                if region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            )
+            s3.create_bucket(Bucket=name, **location)
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         s3.put_bucket_encryption(
             Bucket=name,
@@ -150,31 +156,31 @@ def create_kms_key(session: Any, stack: Stack, stage: str) -> str:
         if existing["AliasName"] == alias and existing.get("TargetKeyId"):
             return str(existing["TargetKeyId"])
     key_id = kms.create_key(Description="DotMac PII field encryption")["KeyMetadata"]["KeyId"]
+    kms.enable_key_rotation(KeyId=key_id)
     kms.create_alias(AliasName=alias, TargetKeyId=key_id)
     return str(key_id)
+
+
+def ensure_role(session: Any, name: str, service: str) -> str:
+    """An IAM role trusted by `service` (e.g. lambda.amazonaws.com); returns its ARN."""
+    iam = session.client("iam")
+    if _exists(lambda: iam.get_role(RoleName=name), ("NoSuchEntity",)):
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    return str(role["Role"]["Arn"])
 
 
 def create_functions(
     session: Any, stack: Stack, stage: str, environment: dict[str, str]
 ) -> dict[str, str]:
-    iam, lam = session.client("iam"), session.client("lambda")
-    role_name = physical(stage, "lambda")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    if _exists(lambda: iam.get_role(RoleName=role_name), ("NoSuchEntity",)):
-        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
-    else:
-        role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]["Arn"]
+    lam = session.client("lambda")
+    role_arn = ensure_role(session, physical(stage, "lambda"), "lambda.amazonaws.com")
     arns: dict[str, str] = {}
     for function in stack.functions:
         name = physical(stage, function.name)
@@ -246,7 +252,7 @@ def bootstrap(session: Any, stage: str = "local", stack: Stack = STACK) -> Creat
     created.kms_key_id = create_kms_key(session, stack, stage)
     env = function_environment(stage, session.region_name)
     created.functions = create_functions(session, stack, stage, env)
-    role_arn = session.client("iam").get_role(RoleName=physical(stage, "lambda"))["Role"]["Arn"]
+    role_arn = ensure_role(session, physical(stage, "states"), "states.amazonaws.com")
     created.state_machines = create_state_machines(
         session, stack, stage, created.functions, role_arn
     )

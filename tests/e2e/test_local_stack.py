@@ -140,7 +140,7 @@ def test_step_functions_run_lambda_tasks_in_the_local_cloud(local_stack: LocalSt
         local_stack.boto3("iam"),
     )
     arn = lam.get_function(FunctionName="dotmac-e2e-dlq-monitor")["Configuration"]["FunctionArn"]
-    role = iam.get_role(RoleName="dotmac-e2e-lambda")["Role"]["Arn"]
+    role = iam.get_role(RoleName="dotmac-e2e-states")["Role"]["Arn"]
     definition = {
         "StartAt": "Monitor",
         "States": {"Monitor": {"Type": "Task", "Resource": arn, "End": True}},

@@ -72,7 +72,7 @@ def test_step_functions_task_invokes_the_real_handler(moto_cloud: MotoCloud) -> 
         "States": {"Monitor": {"Type": "Task", "Resource": arn, "End": True}},
     }
     sfn = moto_cloud.client("stepfunctions")
-    role = moto_cloud.client("iam").get_role(RoleName=physical(STAGE, "lambda"))["Role"]["Arn"]
+    role = moto_cloud.client("iam").get_role(RoleName=physical(STAGE, "states"))["Role"]["Arn"]
     machine = sfn.create_state_machine(
         name="dispatch-check", definition=json.dumps(definition), roleArn=role
     )["stateMachineArn"]
