@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ from devcloud.events import QueueMapping, Schedule, queue_mappings, schedules
 from infra.bootstrap import Created
 from infra.cloudformation import render
 from infra.naming import physical
-from infra.resources import STACK, Function, Queue, QueueTrigger, Stack, StateMachine
+from infra.resources import STACK, Stack
+from tests.fakes import extended_stack
 
 STAGE = "parity"
 REGION = "us-east-1"
@@ -29,39 +29,7 @@ ACCOUNT_SUFFIX = "-${AWS::AccountId}"
 SQS_DEFAULTS = {"VisibilityTimeout": 30, "MessageRetentionPeriod": 4 * 24 * 3600}
 # Variables only AWS needs: locally these names derive from the stage, and tracing is off.
 AWS_ONLY_ENV = {"DOTMAC_TABLE_NAME", "DOTMAC_BUCKET_NAME", "DOTMAC_KMS_KEY_ALIAS", "DOTMAC_TRACING"}
-ASL = {
-    "StartAt": "Notify",
-    "States": {"Notify": {"Type": "Task", "Resource": "${NotificationsWorkerArn}", "End": True}},
-}
-
 Json = dict[str, Any]
-
-
-def _extended_stack(definition_dir: Path) -> Stack:
-    """STACK plus a second queue (with its own worker) and a state machine."""
-    (definition_dir / "provisioning.asl.json").write_text(json.dumps(ASL))
-    return replace(
-        STACK,
-        queues=(*STACK.queues, Queue("billing", visibility_timeout=120, max_receive_count=5)),
-        functions=(
-            *STACK.functions,
-            Function(
-                name="billing-worker",
-                app="workers",
-                handler="deliver_notifications",
-                timeout=60,
-                memory=1024,
-                queue_triggers=(QueueTrigger("billing", batch_size=5, max_batching_window=2),),
-            ),
-        ),
-        state_machines=(
-            StateMachine(
-                name="provisioning",
-                functions=("notifications-worker",),
-                definition_dir=definition_dir,
-            ),
-        ),
-    )
 
 
 # --- the template side ------------------------------------------------------------------
@@ -310,7 +278,7 @@ class Case:
 def case(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Case]:
-    stack = STACK if request.param == "STACK" else _extended_stack(tmp_path_factory.mktemp("asl"))
+    stack = STACK if request.param == "STACK" else extended_stack(tmp_path_factory.mktemp("asl"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AWS_ACCESS_KEY_ID", "testing")
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -29,13 +29,10 @@ from infra.cloudformation import (
 )
 from infra.naming import function_arn_key
 from infra.package import LAYER_ZIP, app_dirs, build, locked_versions, runtime_dependencies
-from infra.resources import STACK, Function, Queue, QueueTrigger, Stack, StateMachine
+from infra.resources import STACK, Function, QueueTrigger, Stack
+from tests.fakes import extended_stack
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
-ASL = {
-    "StartAt": "Notify",
-    "States": {"Notify": {"Type": "Task", "Resource": "${NotificationsWorkerArn}", "End": True}},
-}
 
 
 def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -83,27 +80,7 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture
 def big_stack(tmp_path: Path) -> Stack:
-    """STACK plus a second queue with its own worker and a state machine invoking a worker."""
-    (tmp_path / "provisioning.asl.json").write_text(json.dumps(ASL))
-    return replace(
-        STACK,
-        queues=(*STACK.queues, Queue("billing", visibility_timeout=120, max_receive_count=5)),
-        functions=(
-            *STACK.functions,
-            Function(
-                name="billing-worker",
-                app="workers",
-                handler="deliver_notifications",
-                timeout=60,
-                queue_triggers=(QueueTrigger("billing", batch_size=5, max_batching_window=2),),
-            ),
-        ),
-        state_machines=(
-            StateMachine(
-                name="provisioning", functions=("notifications-worker",), definition_dir=tmp_path
-            ),
-        ),
-    )
+    return extended_stack(tmp_path)
 
 
 def test_parameters_name_the_stage_and_the_artifacts(template: dict[str, Any]) -> None:

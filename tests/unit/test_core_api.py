@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from chalice import AuthResponse, Chalice
-from chalice.app import AuthRequest
 from chalice.test import Client
 from pydantic import BaseModel
 
@@ -33,6 +31,7 @@ from dotmac.core.errors import (
 )
 from dotmac.core.health import Check
 from dotmac.core.pagination import PageRequest, encode_cursor
+from tests.fakes import token_authorizer
 
 BASE = "/api/v1/isp"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -61,14 +60,7 @@ TOKENS: dict[str, dict[str, str]] = {
 }
 
 
-def _authorize(request: AuthRequest) -> AuthResponse:
-    claims = TOKENS.get(request.token)
-    if claims is None:
-        return AuthResponse(routes=[], principal_id="anonymous")
-    return AuthResponse(routes=["*"], principal_id=claims["sub"], context=dict(claims))
-
-
-AUTHORIZER = Chalice("authorizers").authorizer()(_authorize)
+AUTHORIZER = token_authorizer(TOKENS)
 
 
 class Address(BaseModel):

@@ -16,26 +16,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chalice import AuthResponse, Chalice
-from chalice.app import AuthRequest
 
 from devcloud import gateway as gateway_module
 from devcloud.gateway import Gateway, GatewayServer, RouteConflictError
 from dotmac.core.api import Api, Call, ConcurrentChalice
+from tests.fakes import token_authorizer
 
 TOKENS: dict[str, dict[str, str]] = {
     "reader": {"tid": "acme", "sub": "u1", "roles": "r", "perms": "isp:items:read", "apps": "isp"},
 }
 
 
-def _authorize(request: AuthRequest) -> AuthResponse:
-    claims = TOKENS.get(request.token)
-    if claims is None:
-        return AuthResponse(routes=[], principal_id="anonymous")
-    return AuthResponse(routes=["*"], principal_id=claims["sub"], context=dict(claims))
-
-
-AUTHORIZER = Chalice("authorizers").authorizer()(_authorize)
+AUTHORIZER = token_authorizer(TOKENS)
 
 
 def build_apps() -> dict[str, Any]:
