@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcloud import lambda_dispatch, registry
+from devcloud import dynamodb_atomicity, lambda_dispatch, registry
 from devcloud.events import queue_mappings, schedules
 from devcloud.gateway import Gateway, GatewayServer
 from devcloud.pollers import QueuePoller
@@ -102,6 +102,7 @@ class LocalCloud:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
         lambda_dispatch.install()
+        dynamodb_atomicity.install()
         self._moto = ThreadedMotoServer(
             ip_address=self.config.host, port=self.config.emulator_port, verbose=False
         )
@@ -136,6 +137,7 @@ class LocalCloud:
         if self._moto is not None:
             self._moto.stop()
             lambda_dispatch.uninstall()
+            dynamodb_atomicity.uninstall()
         return left
 
     def urls(self) -> dict[str, str]:

@@ -34,11 +34,12 @@ def moto_cloud() -> Iterator[MotoCloud]:
     import boto3
     from moto import mock_aws
 
-    from devcloud import lambda_dispatch, registry
+    from devcloud import dynamodb_atomicity, lambda_dispatch, registry
     from infra.bootstrap import bootstrap
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         lambda_dispatch.install()
+        dynamodb_atomicity.install()
         try:
             session = boto3.session.Session(region_name="us-east-1")
             created = bootstrap(session, stage=STAGE)
@@ -47,3 +48,4 @@ def moto_cloud() -> Iterator[MotoCloud]:
             yield MotoCloud(session, created)
         finally:
             lambda_dispatch.uninstall()
+            dynamodb_atomicity.uninstall()
