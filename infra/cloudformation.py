@@ -67,6 +67,7 @@ QUEUE_ACTIONS = (
 )
 OBJECT_ACTIONS = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
 KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+SIGNING_KEY_ACTIONS = ("kms:CreateKey", "kms:GetPublicKey", "kms:Sign")
 LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
 XRAY_ACTIONS = (
     "xray:GetSamplingRules",
@@ -376,6 +377,8 @@ def execution_role(stack: Stack) -> Iterator[Resource]:
             ["s3:ListBucket"], [get_att(resource_id(b.name, BUCKET), "Arn") for b in stack.buckets]
         ),
         _statement(KEY_ACTIONS, [get_att(resource_id(stack.kms_key_alias, KEY), "Arn")]),
+        # JWT signing keys are created and used at run time (dotmac.identity.keys.rotate).
+        _statement(SIGNING_KEY_ACTIONS, ["*"]),
         _statement(
             LOG_ACTIONS,
             [

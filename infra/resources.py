@@ -135,6 +135,8 @@ STACK = Stack(
     http_apps=HTTP_APPS,
     functions=(
         *(Function(name=f"{app}-api", app=app, handler="app") for app in HTTP_APPS),
+        # The one token authorizer every API route uses (dotmac.identity.authorizer).
+        Function(name="authorizer", app="identity", handler="dotmac_authorizer", memory=256),
         Function(
             name="notifications-worker",
             app="workers",

@@ -15,6 +15,8 @@ os.environ.update(
     AWS_DEFAULT_REGION="us-east-1",
     DOTMAC_STAGE="test",
     POWERTOOLS_METRICS_NAMESPACE="DotMacTest",
+    # argon2id at a test-sized cost; the production profile is exercised by the e2e stack.
+    DOTMAC_FAST_PASSWORD_HASHING="true",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 

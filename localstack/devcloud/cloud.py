@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcloud import dynamodb_atomicity, lambda_dispatch, registry
+from devcloud import dynamodb_atomicity, lambda_dispatch, registry, seed
 from devcloud.events import queue_mappings, schedules
 from devcloud.gateway import Gateway, GatewayServer
 from devcloud.pollers import QueuePoller
@@ -32,6 +32,7 @@ class LocalConfig:
     region: str = "us-east-1"
     external_endpoint: str | None = None  # e.g. LocalStack at http://localhost:4566
     access_log: bool = True
+    seed: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LocalConfig:
@@ -44,6 +45,7 @@ class LocalConfig:
             region=env.get("AWS_DEFAULT_REGION", cls.region),
             external_endpoint=env.get("DOTMAC_EXTERNAL_ENDPOINT") or None,
             access_log=env.get("DOTMAC_ACCESS_LOG", "true").lower() == "true",
+            seed=env.get("DOTMAC_SEED", "true").lower() == "true",
         )
 
     @property
@@ -84,6 +86,8 @@ class LocalCloud:
         session = boto3.session.Session(region_name=self.config.region)
         self.created = bootstrap(session, stage=self.config.stage, stack=self.stack)
         self._register_functions()
+        if self.config.seed:
+            seed.run()
         apps = {name: registry.chalice_app(name) for name in self.stack.http_apps}
         self.gateway_server = GatewayServer(
             self.config.host, self.config.api_port, Gateway(apps), access_log=self.config.access_log

@@ -33,6 +33,12 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 _Answer = tuple[int, dict[str, str], bytes]
 
 
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
 class RouteConflictError(Exception):
     """Two apps declare the same path and method."""
 
@@ -99,14 +105,27 @@ class Gateway:
         event["requestContext"]["stage"] = "api"
         context = LambdaContext(function_name=f"{mounted.name}-api", memory_size=512)
         try:
-            event, context = mounted.authorizer.authorize(path, event, context)
-        except ForbiddenError:
-            return refuse(403, "FORBIDDEN", "the authorizer denied this request")
+            event, context = self._authorize(mounted, path, event, context)
+        except _Refused as refused:
+            return refuse(refused.status, refused.code, refused.message)
+        return self._to_http(mounted.app(event, context))
+
+    @staticmethod
+    def _authorize(mounted: _MountedApp, path: str, event: Any, context: Any) -> tuple[Any, Any]:
+        """Run the route's authorizer as API Gateway does (401 / 403 / allow)."""
+        try:
+            return mounted.authorizer.authorize(path, event, context)
+        except ForbiddenError as exc:
+            raise _Refused(403, "FORBIDDEN", "the authorizer denied this request") from exc
         except LocalGatewayException as exc:
             if exc.CODE == 401:
-                return refuse(401, "UNAUTHENTICATED", "authentication required")
-            return refuse(500, "INTERNAL_ERROR", "authorizer failed")
-        return self._to_http(mounted.app(event, context))
+                raise _Refused(401, "UNAUTHENTICATED", "authentication required") from exc
+            raise _Refused(500, "INTERNAL_ERROR", "authorizer failed") from exc
+        except Exception as exc:
+            # API Gateway's contract: a TOKEN authorizer that fails with "Unauthorized" is a 401.
+            if str(exc) == "Unauthorized":
+                raise _Refused(401, "UNAUTHENTICATED", "invalid or expired token") from exc
+            raise
 
     @staticmethod
     def _to_http(response: dict[str, Any]) -> _Answer:

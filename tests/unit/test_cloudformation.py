@@ -235,7 +235,25 @@ def test_swagger_covers_every_route_of_every_app_exactly_once(template: dict[str
             "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
             f"${{{expected[key]}.Arn}}/invocations"
         )
-    assert "securityDefinitions" not in body
+    # Every protected route goes through the one token authorizer Lambda.
+    (definition,) = body["securityDefinitions"].values()
+    assert definition["x-amazon-apigateway-authtype"] == "custom"
+    assert "${AuthorizerFunction.Arn}" in str(definition)
+    protected = {
+        (path, method)
+        for path, methods in (
+            (p, chalice_app(a).routes[p]) for a in STACK.http_apps for p in chalice_app(a).routes
+        )
+        for method, entry in methods.items()
+        if entry.authorizer is not None
+    }
+    secured = {
+        (path, method.upper())
+        for path, operations in body["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security")
+    }
+    assert protected and secured == protected
 
 
 def test_api_is_deployed_to_the_api_stage_and_may_invoke_each_app(
@@ -251,7 +269,8 @@ def test_api_is_deployed_to_the_api_stage_and_may_invoke_each_app(
         if p["Principal"] == "apigateway.amazonaws.com"
     ]
     assert sorted(p["FunctionName"]["Fn::GetAtt"][0] for p in permissions) == sorted(
-        resource_id(f"{app}-api", "function") for app in STACK.http_apps
+        [resource_id("authorizer", "function")]
+        + [resource_id(f"{app}-api", "function") for app in STACK.http_apps]
     )
     assert template["Outputs"]["ApiUrl"]["Value"] == sub(
         "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${ApiStage}"
@@ -420,7 +439,6 @@ def test_templates_pass_cfn_lint(tmp_path: Path, big_stack: Stack) -> None:
         big_stack,
         functions=(
             *big_stack.functions,
-            Function(name="authorizer", app="identity", handler="authorize"),
             Function(name="fake-api", app="fake", handler="app"),
         ),
         http_apps=(*big_stack.http_apps, "fake"),
@@ -461,8 +479,8 @@ def test_package_without_dependencies_builds_the_layer_and_every_app(tmp_path: P
 
 
 def test_dependencies_come_from_pyproject_pinned_by_the_lock(tmp_path: Path) -> None:
-    pins = set(locked_versions())
-    without_extras = {re.sub(r"\[.*?\]", "", d) for d in runtime_dependencies()}
+    pins = {pin.lower() for pin in locked_versions()}
+    without_extras = {re.sub(r"\[.*?\]", "", d).lower() for d in runtime_dependencies()}
     assert without_extras <= pins
     lockfile = tmp_path / "uv.lock"
     lockfile.write_text(

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from chalice.test import Client
 from pydantic import BaseModel
 
-from dotmac.core import health
+from dotmac.core import audit, health
 from dotmac.core.api import Api, Call, ConcurrentChalice, Reply
 from dotmac.core.errors import (
     AuthenticationError,
@@ -61,6 +61,19 @@ TOKENS: dict[str, dict[str, str]] = {
 
 
 AUTHORIZER = token_authorizer(TOKENS)
+
+
+class CountingLimiter:
+    """Stands in for the DynamoDB rate limiter: records what each request counted."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None]] = []
+
+    def count(self, ctx: Any, tenant_limit: str | None) -> None:
+        self.calls.append((ctx.tenant_id, ctx.user_id, tenant_limit))
+
+
+LIMITS = CountingLimiter()
 
 
 class Address(BaseModel):
@@ -131,7 +144,7 @@ UNAVAILABLE: dict[str, Exception] = {
 
 
 def build_api() -> Api:
-    api = Api("isp", authorizer=AUTHORIZER)
+    api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
 
     @api.route("/customers/{customer_id}", permission="isp:customers:read", summary="Get one")
     def get_customer(call: Call, customer_id: str) -> dict[str, Any]:
@@ -157,9 +170,11 @@ def build_api() -> Api:
     @api.route("/customers", methods=["POST"], permission="isp:customers:write")
     def create_customer(call: Call) -> Reply:
         body = call.body(NewCustomer)
+        if call.query.get("audit") != "skip":
+            audit.mark_recorded()
         return Reply(body.model_dump(), status=201, headers={"Location": f"{BASE}/customers/c1"})
 
-    @api.route("/echo", methods=["POST"], public=True)
+    @api.route("/echo", methods=["POST"], public=True, changes_state=False)
     def echo(call: Call) -> dict[str, Any]:
         return call.body(NewCustomer).model_dump()
 
@@ -214,28 +229,32 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 class TestRouteDeclaration:
     def test_permission_and_public_are_exclusive(self) -> None:
-        api = Api("isp", authorizer=AUTHORIZER)
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
         with pytest.raises(ValueError, match="either a permission or public"):
             api.route("/x", permission="isp:x:read", public=True)
 
     def test_one_of_permission_and_public_is_required(self) -> None:
-        api = Api("isp", authorizer=AUTHORIZER)
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
         with pytest.raises(ValueError, match="either a permission or public"):
             api.route("/x")
 
-    def test_permission_route_needs_an_authorizer(self) -> None:
+    def test_permission_routes_default_to_the_platform_authorizer(self) -> None:
         api = Api("isp")
-        with pytest.raises(ValueError, match="no authorizer"):
-            api.route("/x", permission="isp:x:read")
+
+        @api.route("/x", permission="isp:x:read")
+        def view(call: Call) -> dict[str, str]:
+            return {}
+
+        assert api.app.routes["/api/v1/isp/x"]["GET"].authorizer.name == "dotmac"
 
     @pytest.mark.parametrize("bad", ["isp:x", "isp", "isp::read", "public"])
     def test_malformed_permission_refused(self, bad: str) -> None:
-        api = Api("isp", authorizer=AUTHORIZER)
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
         with pytest.raises(ValueError):
             api.route("/x", permission=bad)
 
     def test_specs_record_every_method(self) -> None:
-        api = Api("crm", authorizer=AUTHORIZER)
+        api = Api("crm", authorizer=AUTHORIZER, limiter=LIMITS.count)
 
         @api.route("/leads", methods=["get", "post"], permission="crm:leads:write", summary="s")
         def leads(call: Call) -> dict[str, Any]:
@@ -563,3 +582,29 @@ def test_concurrent_chalice_request_is_per_thread() -> None:
     assert seen == {"a": (True, True), "b": (True, True)}
     assert app.current_request is None  # this thread never set one
     assert app.lambda_context is None
+
+
+class TestAuditAndLimits:
+    def test_a_mutation_that_recorded_no_audit_is_refused(self, client: Any) -> None:
+        payload = {"name": "Ann", "address": {"street": "Main", "zip": "1"}, "lines": []}
+        headers = {"Authorization": "wild", **JSON_HEADERS}
+        audited = client.post(f"{BASE}/customers", headers=headers, body=json.dumps(payload))
+        assert audited.status_code == 201
+        silent = client.post(
+            f"{BASE}/customers?audit=skip", headers=headers, body=json.dumps(payload)
+        )
+        error = assert_error(silent, 500, "INTERNAL_ERROR")
+        assert "audit" not in error["message"]  # the reason is logged, not leaked
+
+    def test_every_authenticated_call_is_counted_against_the_callers_limit(
+        self, client: Any
+    ) -> None:
+        LIMITS.calls.clear()
+        client.get(f"{BASE}/customers", headers={"Authorization": "reader"})
+        client.get(f"{BASE}/health/live")
+        assert LIMITS.calls == [("acme", "u1", None)]
+
+    def test_tenant_limits_are_search_or_bulk(self) -> None:
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
+        with pytest.raises(ValueError, match="tenant_limit"):
+            api.route("/x", permission="isp:x:read", tenant_limit="other")

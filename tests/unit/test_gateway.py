@@ -31,7 +31,7 @@ AUTHORIZER = token_authorizer(TOKENS)
 
 
 def build_apps() -> dict[str, Any]:
-    isp = Api("isp", authorizer=AUTHORIZER)
+    isp = Api("isp", authorizer=AUTHORIZER, limiter=lambda ctx, kind: None)
     crm = Api("crm")
 
     @isp.route("/items/{item_id}", permission="isp:items:read")
@@ -47,7 +47,12 @@ def build_apps() -> dict[str, Any]:
             "query": call.query,
         }
 
-    @crm.route("/leads/{lead_id}/notes/{note_id}", methods=["GET", "POST"], public=True)
+    @crm.route(
+        "/leads/{lead_id}/notes/{note_id}",
+        methods=["GET", "POST"],
+        public=True,
+        changes_state=False,
+    )
     def lead_note(call: Call, lead_id: str, note_id: str) -> dict[str, Any]:
         body = json.loads(call.request.raw_body or b"null")
         return {"app": "crm", "lead_id": lead_id, "note_id": note_id, "body": body}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chalice import Chalice, ChaliceViewError, Response
 from chalice.app import Request
 
-from dotmac.core import envelope, health
+from dotmac.core import audit, envelope, health
 from dotmac.core.errors import (
     AuthenticationError,
     DependencyUnavailableError,
@@ -28,13 +28,14 @@ from dotmac.core.errors import (
     ValidationError,
 )
 from dotmac.core.observability import get_logger, http_middleware
-from dotmac.core.permissions import PUBLIC, allowed, app_of
+from dotmac.core.permissions import CORE_APPS, PUBLIC, allowed, app_of
 from dotmac.core.tenancy import TenantContext
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 API_PREFIX = "/api/v1"
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 REQUEST_ID_HEADER = "X-Request-Id"
 ModelT = TypeVar("ModelT", bound="BaseModel")
@@ -115,11 +116,14 @@ def _context_from_authorizer(request: Request, request_id: str) -> TenantContext
         roles=split(claims.get("roles")),
         permissions=split(claims.get("perms")),
         apps=split(claims.get("apps")),
+        tenant_status=str(claims.get("tenant_status") or "ACTIVE"),
         request_id=request_id,
     )
 
 
 def _json_response(body: Any, status: int, headers: dict[str, str]) -> Response:
+    if status == 204:
+        return Response(body="", status_code=204, headers={**headers})
     return Response(
         body=json.dumps(body, default=str),
         status_code=status,
@@ -162,6 +166,24 @@ def _as_domain_error(exc: Exception) -> DotmacError:
     return DotmacError("an internal error occurred")
 
 
+def count_against_limits(ctx: TenantContext, tenant_limit: str | None) -> None:
+    """One atomic counter update per limit; over a limit this raises RateLimitedError (429)."""
+    from dotmac.core import ratelimit
+
+    ratelimit.hit(ratelimit.API_PER_USER, f"{ctx.tenant_id}:{ctx.user_id}")
+    if tenant_limit == "search":
+        ratelimit.hit(ratelimit.SEARCH_PER_TENANT, ctx.tenant_id)
+    elif tenant_limit == "bulk":
+        ratelimit.hit(ratelimit.BULK_PER_TENANT, ctx.tenant_id)
+
+
+def platform_authorizer(auth_request: Any) -> Any:
+    """The platform's one authorizer (`dotmac.identity.authorizer`), imported on first use."""
+    from dotmac.identity.authorizer import authorize
+
+    return authorize(auth_request)
+
+
 class ConcurrentChalice(Chalice):
     """A Chalice app whose `current_request`/`lambda_context` are per thread.
 
@@ -193,11 +215,18 @@ class ConcurrentChalice(Chalice):
 class Api:
     """A domain's HTTP app: a Chalice app plus the routes' declared permissions."""
 
-    def __init__(self, name: str, *, authorizer: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        authorizer: Any = None,
+        limiter: Callable[[TenantContext, str | None], None] | None = None,
+    ) -> None:
         self.name = name
+        self.limiter = limiter or count_against_limits
         self.app = ConcurrentChalice(f"dotmac-{name}")
         self.app.api.binary_types = ["application/pdf", "application/octet-stream"]
-        self.authorizer = authorizer
+        self.authorizer = authorizer or self.app.authorizer(name="dotmac")(platform_authorizer)
         self.specs: list[RouteSpec] = []
         self.app.register_middleware(http_middleware, "http")
         self.app.register_middleware(self._chalice_errors_to_envelope, "http")
@@ -221,24 +250,32 @@ class Api:
         public: bool = False,
         summary: str = "",
         absolute: bool = False,
+        tenant_limit: str | None = None,
+        changes_state: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a view under `base + path` (or `path` itself when `absolute`).
 
         Exactly one of `permission` ("app:resource:action") and `public=True` is required.
+        Authenticated calls count against the caller's API rate limit; `tenant_limit`
+        ("search" or "bulk") adds the tenant-wide limit of that kind. A route that
+        `changes_state` (default: any POST/PUT/PATCH/DELETE) must write an audit record.
         """
+        if tenant_limit not in (None, "search", "bulk"):
+            raise ValueError(f"route {path}: tenant_limit must be 'search' or 'bulk'")
         if public == (permission is not None):
             raise ValueError(f"route {path}: declare either a permission or public=True")
         if permission is not None:
             app_of(permission)  # validates the shape
-            if self.authorizer is None:
-                raise ValueError(
-                    f"route {path} needs a permission but {self.name} has no authorizer"
-                )
         full_path = path if absolute else self.base + path
         method_list = [m.upper() for m in methods]
+        mutation = (
+            any(m in MUTATING_METHODS for m in method_list)
+            if changes_state is None
+            else changes_state
+        )
 
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-            wrapped = self._wrap(view, permission)
+            wrapped = self._wrap(view, permission, audited=mutation, tenant_limit=tenant_limit)
             self.app.route(
                 full_path,
                 methods=method_list,
@@ -254,25 +291,36 @@ class Api:
 
         return decorate
 
-    def _wrap(self, view: Callable[..., Any], permission: str | None) -> Callable[..., Any]:
+    def _wrap(
+        self,
+        view: Callable[..., Any],
+        permission: str | None,
+        *,
+        audited: bool,
+        tenant_limit: str | None,
+    ) -> Callable[..., Any]:
         @functools.wraps(view)
         def handle(**path_params: str) -> Response:
             request = self.app.current_request
             assert request is not None
             request_id = (request.context or {}).get("requestId") or str(uuid.uuid4())
             logger = get_logger()
+            audit.start_request()
             try:
                 ctx = _context_from_authorizer(request, request_id)
                 if permission is not None:
                     ctx = self._authorize(ctx, permission)
                     logger.thread_safe_append_keys(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
+                    self.limiter(ctx, tenant_limit)
                 result = view(Call(request, request_id, ctx), **path_params)
+                reply = result if isinstance(result, Reply) else Reply(result)
+                if audited and reply.status < 400 and not audit.recorded():
+                    raise RuntimeError(f"{view.__name__} changed state without an audit record")
             except Exception as exc:
                 error = _as_domain_error(exc)
                 if error.status >= 500:
                     logger.exception("request failed", error_code=error.code)
                 return error_response(error, request_id)
-            reply = result if isinstance(result, Reply) else Reply(result)
             return _json_response(
                 reply.body, reply.status, {REQUEST_ID_HEADER: request_id, **reply.headers}
             )
@@ -282,8 +330,10 @@ class Api:
     def _authorize(self, ctx: TenantContext | None, permission: str) -> TenantContext:
         if ctx is None:
             raise AuthenticationError("authentication required")
+        if ctx.tenant_status != "ACTIVE" and not ctx.is_platform:
+            raise ForbiddenError("this tenant is suspended", code="TENANT_SUSPENDED")
         app = app_of(permission)
-        if app != "platform" and not ctx.is_platform and app not in ctx.apps:
+        if app not in CORE_APPS and not ctx.is_platform and app not in ctx.apps:
             raise ForbiddenError(f"tenant is not subscribed to {app}", code="APP_NOT_SUBSCRIBED")
         if not allowed(ctx.permissions, permission):
             raise ForbiddenError(f"missing permission {permission}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 PUBLIC = "public"
+# Apps every tenant has; the others (isp, crm, commerce, projects) need a subscription.
+CORE_APPS = frozenset({"identity", "tenant", "platform"})
 
 
 def _segments(permission: str) -> list[str]:

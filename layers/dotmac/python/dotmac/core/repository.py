@@ -32,17 +32,20 @@ def query_page(
     sk_prefix: str | None = None,
     index: str | None = None,
     newest_first: bool = False,
+    range_condition: Any = None,
+    filter_condition: Any = None,
 ) -> Page[ItemT]:
     """Query one partition (of the table or a GSI) for one page: exactly one Query call."""
     ensure_bound()
     source: Any = getattr(model, index) if index else model
     pk_attribute, sk_attribute = INDEX_KEYS[index]
-    condition = None
+    condition = range_condition
     if sk_prefix is not None:
         condition = getattr(model, sk_attribute).startswith(sk_prefix)
     results = source.query(
         partition_key,
         range_key_condition=condition,
+        filter_condition=filter_condition,
         limit=page.limit,
         last_evaluated_key=page.start_key(partition_key, pk_attribute),
         scan_index_forward=not newest_first,

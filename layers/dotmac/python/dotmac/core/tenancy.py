@@ -16,7 +16,18 @@ PLATFORM_TENANT = "platform"
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 KEY_SEPARATOR = "#"
 PLATFORM_PREFIXES = frozenset(
-    {"TENANT", "APP", "PLAN", "SUBDOMAIN", "PARTNER", "FLAG", "RATE", "IDEMPOTENCY", "METRIC"}
+    {
+        "TENANT",
+        "APP",
+        "PLAN",
+        "SUBDOMAIN",
+        "PARTNER",
+        "FLAG",
+        "RATE",
+        "IDEMPOTENCY",
+        "METRIC",
+        "SIGNING_KEY",
+    }
 )
 
 
@@ -64,6 +75,7 @@ class TenantContext:
     roles: frozenset[str] = field(default_factory=frozenset)
     permissions: frozenset[str] = field(default_factory=frozenset)
     apps: frozenset[str] = field(default_factory=frozenset)
+    tenant_status: str = "ACTIVE"
     request_id: str = ""
 
     def __post_init__(self) -> None:

@@ -1,0 +1,1 @@
+"""Identity: users, single sign-on tokens, roles and permissions, audit trail."""

@@ -1,0 +1,1 @@
+"""Management plane: tenants, catalog, plans, subscriptions, licences."""
