@@ -25,12 +25,14 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 def _fresh_settings() -> Iterator[None]:
     from dotmac.core.aws import reset_clients
     from dotmac.core.queues import reset_queue_urls
+    from dotmac.core.ratelimit import api_leases
     from dotmac.core.settings import reset_settings
 
     def reset() -> None:
         reset_settings()
         reset_clients()
         reset_queue_urls()
+        api_leases.reset()
 
     reset()
     yield

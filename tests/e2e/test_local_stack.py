@@ -157,3 +157,40 @@ def test_step_functions_run_lambda_tasks_in_the_local_cloud(local_stack: LocalSt
     described = sfn.describe_execution(executionArn=execution)
     assert described["status"] == "SUCCEEDED", described
     assert "dead_letters" in json.loads(described["output"])
+
+
+def _login(local_stack: LocalStack, email: str, password: str = "DotMac-demo-2026") -> str:
+    response = local_stack.request(
+        "POST",
+        "/api/v1/auth/login",
+        {"tenant": "abc-corp", "email": email, "password": password},
+    )
+    assert response.status == 200, response.body
+    return str(response.json()["data"]["attributes"]["access_token"])
+
+
+def test_seeded_users_sign_in_and_the_real_authorizer_guards_routes(
+    local_stack: LocalStack,
+) -> None:
+    john = _login(local_stack, "john.smith@abc-corp.example")
+    me = local_stack.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {john}"})
+    assert me.status == 200
+    assert me.json()["data"]["attributes"]["apps"] == ["commerce", "crm", "isp"]
+    users = local_stack.request("GET", "/api/v1/users", headers={"Authorization": f"Bearer {john}"})
+    assert {u["attributes"]["email"] for u in users.json()["data"]} >= {
+        "sarah@abc-corp.example",
+        "tom@abc-corp.example",
+    }
+    tom = _login(local_stack, "tom@abc-corp.example")
+    refused = local_stack.request(
+        "GET", "/api/v1/users", headers={"Authorization": f"Bearer {tom}"}
+    )
+    assert refused.status == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+    anonymous = local_stack.request("GET", "/api/v1/users")
+    assert anonymous.status == 401
+    forged = local_stack.request(
+        "GET", "/api/v1/users", headers={"Authorization": f"Bearer {john[:-4]}AAAA"}
+    )
+    assert forged.status == 401
+    jwks = local_stack.request("GET", "/.well-known/jwks.json").json()
+    assert jwks["keys"] and all(k["alg"] == "ES256" and k["kid"] for k in jwks["keys"])

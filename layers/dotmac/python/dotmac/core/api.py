@@ -167,10 +167,11 @@ def _as_domain_error(exc: Exception) -> DotmacError:
 
 
 def count_against_limits(ctx: TenantContext, tenant_limit: str | None) -> None:
-    """One atomic counter update per limit; over a limit this raises RateLimitedError (429)."""
+    """Count the call against the caller's limit (leased, see `AllowanceLeases`) and the
+    tenant's search/bulk limit; over a limit this raises RateLimitedError (429)."""
     from dotmac.core import ratelimit
 
-    ratelimit.hit(ratelimit.API_PER_USER, f"{ctx.tenant_id}:{ctx.user_id}")
+    ratelimit.api_leases.spend(ratelimit.API_PER_USER, f"{ctx.tenant_id}:{ctx.user_id}")
     if tenant_limit == "search":
         ratelimit.hit(ratelimit.SEARCH_PER_TENANT, ctx.tenant_id)
     elif tenant_limit == "bulk":

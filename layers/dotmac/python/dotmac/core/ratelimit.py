@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -132,3 +133,51 @@ def hit(limit: Limit, subject: str, *, now: float | None = None, cost: int = 1) 
             f"rate limit {limit.name} exceeded", retry_after=window.retry_after(instant)
         ) from error
     return limit.max_requests - int(item.hits)
+
+
+class AllowanceLeases:
+    """Spends a limit through leases: blocks of hits reserved with one atomic `hit` each.
+
+    A container reserves `lease` hits at once and spends them locally, so a busy user costs
+    one DynamoDB write per `lease` requests instead of one per request. Every spent hit was
+    reserved atomically, so all containers together never exceed the limit; hits a container
+    leased but did not spend are lost for that window (it errs on the side of refusing).
+    When a full lease no longer fits, it leases one hit at a time to use the exact remainder.
+    """
+
+    def __init__(self, lease: int = 10) -> None:
+        self.lease = lease
+        self._left: dict[tuple[str, str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def spend(self, limit: Limit, subject: str, *, now: float | None = None) -> None:
+        """Spend one hit of `subject` against `limit`; RateLimitedError when none is left."""
+        instant = time.time() if now is None else now
+        key = (limit.name, subject, Window.at(limit, instant).start)
+        with self._lock:
+            if self._left.get(key, 0) > 0:
+                self._left[key] -= 1
+                return
+            self._forget_old_windows(key)
+            size = min(self.lease, limit.max_requests)
+            try:
+                hit(limit, subject, now=instant, cost=size)
+            except RateLimitedError:
+                if size == 1:
+                    raise
+                size = 1
+                hit(limit, subject, now=instant, cost=1)
+            self._left[key] = size - 1
+
+    def reset(self) -> None:
+        """Drop every lease (tests switch emulators between cases)."""
+        with self._lock:
+            self._left.clear()
+
+    def _forget_old_windows(self, current: tuple[str, str, int]) -> None:
+        stale = [k for k in self._left if k[:2] == current[:2] and k[2] != current[2]]
+        for key in stale:
+            del self._left[key]
+
+
+api_leases = AllowanceLeases()
