@@ -28,8 +28,12 @@ def _timed(fn: Callable[[], Any], n: int = N) -> float:
 
 
 def run() -> dict[str, Any]:
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      AWS_DEFAULT_REGION="us-east-1", DOTMAC_STAGE="bench")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        DOTMAC_STAGE="bench",
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     import boto3
     import botocore.client
@@ -59,7 +63,9 @@ def run() -> dict[str, Any]:
         ratelimit.API_PER_USER = ratelimit.Limit("api-user", 10**9, 60)
         gateway = Gateway({app: registry.chalice_app(app) for app in STACK.http_apps})
         status, _, body = gateway.handle(
-            "POST", "/api/v1/auth/login", {"Content-Type": "application/json"},
+            "POST",
+            "/api/v1/auth/login",
+            {"Content-Type": "application/json"},
             b'{"tenant":"abc-corp","email":"john.smith@abc-corp.example",'
             b'"password":"' + seed.DEMO_PASSWORD.encode() + b'"}',
         )
@@ -97,10 +103,16 @@ def run() -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> None:
     print(f"\nIdentity (in-process moto, median of {N})")
-    print(f"  authorizer verify (ES256 + cached tenant/user): {result['authorizer_us']:.0f} us,"
-          f" AWS calls on the warm path: {result['authorizer_aws_calls_warm']} (goal 0)")
-    print(f"  GET /api/v1/auth/me through the gateway: {result['me_full_ms']:.2f} ms,"
-          f" bare UserRepository.get: {result['me_bare_ms']:.2f} ms,"
-          f" ratio {result['me_overhead_ratio']:.2f}x (bar 1.3x)")
-    print(f"  calls per request: {result['me_calls_per_request']}"
-          f" (bare: {result['bare_calls_per_request']})")
+    print(
+        f"  authorizer verify (ES256 + cached tenant/user): {result['authorizer_us']:.0f} us,"
+        f" AWS calls on the warm path: {result['authorizer_aws_calls_warm']} (goal 0)"
+    )
+    print(
+        f"  GET /api/v1/auth/me through the gateway: {result['me_full_ms']:.2f} ms,"
+        f" bare UserRepository.get: {result['me_bare_ms']:.2f} ms,"
+        f" ratio {result['me_overhead_ratio']:.2f}x (bar 1.3x)"
+    )
+    print(
+        f"  calls per request: {result['me_calls_per_request']}"
+        f" (bare: {result['bare_calls_per_request']})"
+    )

@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "bench"), str(REPO), str(REPO / "layers/dotmac/python"), str(REPO / "localstack")]
+sys.path[:0] = [
+    str(REPO / "bench"),
+    str(REPO),
+    str(REPO / "layers/dotmac/python"),
+    str(REPO / "localstack"),
+]
 
 from infra.resources import FUNCTIONS_DIR, STACK  # noqa: E402
 
