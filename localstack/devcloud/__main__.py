@@ -8,6 +8,7 @@ import threading
 import time
 
 from devcloud.cloud import LocalCloud, LocalConfig
+from devcloud.seed import DEMO_PASSWORD
 
 
 def banner(cloud: LocalCloud, seconds: float) -> str:
@@ -21,6 +22,11 @@ def banner(cloud: LocalCloud, seconds: float) -> str:
             f"({cloud.gateway_server.gateway.route_count()} routes, "
             f"{len(cloud.pollers)} queue pollers, stage {cloud.config.stage})",
             *lines,
+            *(
+                [f"  demo sign-in  tenant abc-corp, john.smith@abc-corp.example / {DEMO_PASSWORD}"]
+                if cloud.config.seed
+                else []
+            ),
             "  Ctrl-C to stop (drains in-flight requests, then exits 0)",
             "",
         ]

@@ -55,7 +55,9 @@ def ensure_users(tenant_id: str, users: tuple[DemoUser, ...]) -> None:
     from dotmac.identity.repository import UserRepository
     from dotmac.identity.schemas import UserCreate
 
-    ctx = TenantContext(tenant_id, "seed", request_id="seed")
+    ctx = TenantContext(
+        tenant_id, "seed", permissions=frozenset({"identity:*:*"}), request_id="seed"
+    )
     existing = UserRepository(ctx)
     for user in users:
         if existing.find_by_email(user.email) is None:

@@ -108,9 +108,14 @@ class AuditRepository(TenantRepository):
         sort_attribute = {None: AuditItem.SK, "gsi1": AuditItem.GSI1SK, "gsi2": AuditItem.GSI2SK}[
             index
         ]
-        condition = None
-        if since is not None or until is not None:
-            condition = sort_attribute.between(since or "", (until or "9999") + "\uffff")
+        condition: Any = None
+        upper = None if until is None else until + "\uffff"  # `to` includes that whole instant
+        if since is not None and upper is not None:
+            condition = sort_attribute.between(since, upper)
+        elif since is not None:
+            condition = sort_attribute >= since
+        elif upper is not None:
+            condition = sort_attribute <= upper
         filter_condition = None
         if user_id is not None and action is not None:
             filter_condition = AuditItem.action == action

@@ -6,6 +6,7 @@ Tracing imports the X-Ray SDK (~0.3 s), so it is off unless `DOTMAC_TRACING=true
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,25 @@ SERVICE = "dotmac"
 NAMESPACE = "DotMac"
 
 
+_logger_lock = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def get_logger() -> Logger:
-    """The structured JSON logger (service `dotmac`)."""
+    """The structured JSON logger (service `dotmac`); built once even under threads."""
     from aws_lambda_powertools import Logger
 
-    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
+    with _logger_lock:  # lru_cache may run this twice at once; Logger setup is not re-entrant
+        return _build_logger(Logger)
+
+
+_built: list[Any] = []
+
+
+def _build_logger(logger_class: Any) -> Any:
+    if not _built:
+        _built.append(logger_class(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE)))
+    return _built[0]
 
 
 @lru_cache(maxsize=1)

@@ -114,8 +114,9 @@ class KeyRing:
         return key if key is not None and key.usable(time.time()) else None
 
     def current(self) -> PublicKey:
-        """The newest usable key (the one that signs)."""
-        if not self._keys:
+        """The newest usable key (the one that signs); the registry is re-read every 30 s so a
+        rotation made elsewhere is picked up."""
+        if not self._keys or time.monotonic() - self._loaded_at > REFRESH_MIN_SECONDS:
             self._refresh()
         now = time.time()
         usable = [k for k in self._keys.values() if k.usable(now) and k.retire_at is None]

@@ -78,13 +78,15 @@ class UserRepository(TenantRepository):
 
     def record_failed_login(self, user: UserItem, *, max_failures: int, lock_seconds: int) -> bool:
         """Count one failure atomically; lock the account at `max_failures`. True if now locked."""
-        user.update(actions=[UserItem.failed_logins.add(1)])
+        # Counters are not part of the user's version: concurrent logins must not conflict.
+        user.update(actions=[UserItem.failed_logins.add(1)], add_version_condition=False)
         if user.failed_logins >= max_failures:
             user.update(
                 actions=[
                     UserItem.locked_until.set(int(time.time()) + lock_seconds),
                     UserItem.failed_logins.set(0),
-                ]
+                ],
+                add_version_condition=False,
             )
             return True
         return False
@@ -93,7 +95,7 @@ class UserRepository(TenantRepository):
         actions: list[Any] = [UserItem.failed_logins.set(0), UserItem.locked_until.remove()]
         if totp_step is not None:
             actions.append(UserItem.mfa_last_step.set(totp_step))
-        user.update(actions=actions)
+        user.update(actions=actions, add_version_condition=False)
 
 
 class RoleRepository(TenantRepository):

@@ -17,6 +17,7 @@ from dotmac.core.errors import (
     ValidationError,
 )
 from dotmac.core.pagination import PageRequest
+from dotmac.core.permissions import allowed
 from dotmac.core.repository import Page
 from dotmac.core.tenancy import PLATFORM_TENANT, TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
@@ -40,6 +41,7 @@ LOCK_SECONDS = 30 * 60
 ACTIVE, DISABLED = "ACTIVE", "DISABLED"
 PASSWORD_CHANGE, MFA_ENROLLMENT = "password_change", "mfa_enrollment"
 INVALID_CREDENTIALS = "invalid email or password"
+ROLES_ASSIGN = "identity:roles:assign"
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,12 @@ def get_user(ctx: TenantContext, user_id: str) -> UserItem:
 def create_user(
     ctx: TenantContext, request: UserCreate, *, password: str | None = None
 ) -> tuple[UserItem, str | None]:
-    """Invite a user with a temporary password they must change (or a given one, for seeding)."""
+    """Invite a user with a temporary password they must change (or a given one, for seeding).
+
+    Giving the new user roles needs `identity:roles:assign`, as `PUT /users/{id}/roles` does.
+    """
+    if request.roles and not allowed(ctx.permissions, ROLES_ASSIGN):
+        raise ForbiddenError(f"assigning roles needs {ROLES_ASSIGN}")
     roles = _check_roles(ctx, request.roles)
     temporary = None
     if password is None:
@@ -431,9 +438,7 @@ def update_user(ctx: TenantContext, user_id: str, request: UserUpdate) -> UserIt
     uow.commit(conflict="the user changed meanwhile; reload and retry")
     if request.status == DISABLED:
         SessionRepository(ctx).revoke_all(user_id, reason="user disabled")
-        from dotmac.identity.authorizer import user_states
-
-        user_states.forget(ctx.tenant_id, user_id)
+        _forget_user_state(ctx, user_id)
     return users.get(user_id)
 
 
@@ -466,6 +471,14 @@ def delete_user(ctx: TenantContext, user_id: str) -> None:
     uow.audit("identity.user.delete", "user", user_id, before=user_view(user))
     uow.commit()
     SessionRepository(ctx).revoke_all(user_id, reason="user deleted")
+    _forget_user_state(ctx, user_id)
+
+
+def _forget_user_state(ctx: TenantContext, user_id: str) -> None:
+    """Make this container's authorizer re-read the user (others do within 30 s)."""
+    from dotmac.identity.authorizer import user_states
+
+    user_states.forget(ctx.tenant_id, user_id)
 
 
 # --- roles -----------------------------------------------------------------------------
