@@ -14,10 +14,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
 
 from devcloud.lambda_dispatch import check_moto_version
 
+# Wrapped at the API handler, so the answer (e.g. ALL_NEW values) is built inside the lock
+# too and reflects this request's write, not a later one.
 OPERATIONS = (
     "put_item",
     "update_item",
@@ -25,6 +27,8 @@ OPERATIONS = (
     "get_item",
     "query",
     "scan",
+    "batch_write_item",
+    "batch_get_item",
     "transact_write_items",
     "transact_get_items",
 )
@@ -43,17 +47,17 @@ def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install() -> None:
-    """Wrap each DynamoDB backend operation in the lock (idempotent)."""
+    """Wrap each DynamoDB API operation in the lock (idempotent)."""
     check_moto_version()
     for name in OPERATIONS:
         if name not in _originals:
-            original = getattr(DynamoDBBackend, name)
+            original = getattr(DynamoHandler, name)
             _originals[name] = original
-            setattr(DynamoDBBackend, name, _serialised(original))
+            setattr(DynamoHandler, name, _serialised(original))
 
 
 def uninstall() -> None:
     """Restore moto's own methods."""
     for name, original in _originals.items():
-        setattr(DynamoDBBackend, name, original)
+        setattr(DynamoHandler, name, original)
     _originals.clear()
