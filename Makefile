@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock | sha1sum | cut -
 STAGE ?= prod
 ARTIFACT_BUCKET ?=
 ARTIFACT_PREFIX ?= dotmac/$(STAGE)
-CODE := layers functions infra localstack/devcloud
+CODE := layers functions infra localstack/devcloud cli
 PYTEST_ARGS ?=
 
 .PHONY: setup run test test-unit test-integration test-e2e lint fmt bench clean \

@@ -143,6 +143,14 @@ STACK = Stack(
             handler="deliver_notifications",
             queue_triggers=(QueueTrigger("notifications", batch_size=10),),
         ),
+        # Every step of the tenant lifecycle workflows (dotmac.management.provisioning).
+        Function(
+            name="lifecycle-steps",
+            app="management",
+            handler="lifecycle_step",
+            timeout=300,
+            memory=1024,
+        ),
         Function(
             name="dlq-monitor",
             app="workers",
@@ -150,5 +158,8 @@ STACK = Stack(
             schedule="rate(5 minutes)",
         ),
     ),
-    state_machines=(),
+    state_machines=(
+        StateMachine("provision_tenant", functions=("lifecycle-steps",)),
+        StateMachine("deprovision_tenant", functions=("lifecycle-steps",)),
+    ),
 )

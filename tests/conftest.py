@@ -27,12 +27,18 @@ def _fresh_settings() -> Iterator[None]:
     from dotmac.core.queues import reset_queue_urls
     from dotmac.core.ratelimit import api_leases
     from dotmac.core.settings import reset_settings
+    from dotmac.management.entitlements import api_calls
+    from dotmac.management.flags import cached_flags
+    from dotmac.management.repository import cached_tenants
 
     def reset() -> None:
         reset_settings()
         reset_clients()
         reset_queue_urls()
         api_leases.reset()
+        api_calls.reset()
+        cached_flags.forget()
+        cached_tenants.forget()
 
     reset()
     yield

@@ -39,14 +39,49 @@ def ensure_signing_key() -> None:
         keys.rotate(overlap_seconds=tokens.ACCESS_TOKEN_SECONDS + 60)
 
 
-def ensure_tenant(tenant_id: str, name: str, plan: str, apps: frozenset[str]) -> None:
+def ensure_platform_tenant() -> None:
+    """The reserved `platform` tenant of the operators (not a customer: written directly)."""
     from dotmac.core.errors import NotFoundError
+    from dotmac.core.tenancy import PLATFORM_TENANT
     from dotmac.management import repository
 
     try:
-        repository.get_tenant(tenant_id)
+        repository.get_tenant(PLATFORM_TENANT)
     except NotFoundError:
-        repository.create_tenant(tenant_id, name, plan, set(apps))
+        repository.create_tenant(PLATFORM_TENANT, "DotMac Platform", "enterprise", set())
+
+
+def ensure_provisioned(admin: DemoUser, *, timeout: float = 120.0) -> None:
+    """Provision ABC Corp through the provisioning workflow, as a sign-up would, and wait."""
+    import time
+
+    from dotmac.management import provisioning, service
+    from dotmac.management.repository import TenantStatus, find_tenant_item
+    from dotmac.management.schemas import SignupRequest
+
+    existing = find_tenant_item(ABC_CORP)
+    if existing is None or existing.status != TenantStatus.ACTIVE.value:
+        request = SignupRequest(
+            name="ABC Corp",
+            subdomain=ABC_CORP,
+            plan="professional",
+            apps=sorted(ABC_CORP_APPS),
+            admin_email=admin.email,
+            admin_name=admin.name,
+            password=DEMO_PASSWORD,
+        )
+        ctx = provisioning.system_context("seed")
+        service.request_provisioning(ctx, request, f"seed-{ABC_CORP}-{int(time.time())}")
+    deadline = time.monotonic() + timeout
+    while True:
+        item = find_tenant_item(ABC_CORP)
+        status = item.status if item else None
+        if status == TenantStatus.ACTIVE.value:
+            return
+        if status == TenantStatus.FAILED.value or time.monotonic() > deadline:
+            reason = item.failure_reason if item else "no record"
+            raise RuntimeError(f"provisioning {ABC_CORP} ended {status}: {reason}")
+        time.sleep(0.05)
 
 
 def ensure_users(tenant_id: str, users: tuple[DemoUser, ...]) -> None:
@@ -75,7 +110,8 @@ def run() -> None:
     from dotmac.core.tenancy import PLATFORM_TENANT
 
     ensure_signing_key()
-    ensure_tenant(PLATFORM_TENANT, "DotMac Platform", "enterprise", frozenset())
+    ensure_platform_tenant()
     ensure_users(PLATFORM_TENANT, (PLATFORM_OPERATOR,))
-    ensure_tenant(ABC_CORP, "ABC Corp", "professional", ABC_CORP_APPS)
-    ensure_users(ABC_CORP, ABC_CORP_USERS)
+    admin, *others = ABC_CORP_USERS
+    ensure_provisioned(admin)
+    ensure_users(ABC_CORP, tuple(others))

@@ -231,9 +231,13 @@ def reset_identity_caches() -> None:
     from dotmac.core.ratelimit import api_leases
     from dotmac.identity.authorizer import user_states
     from dotmac.identity.keys import keyring
+    from dotmac.management.entitlements import api_calls
+    from dotmac.management.flags import cached_flags
     from dotmac.management.repository import cached_tenants
 
     cached_tenants.forget()
+    cached_flags.forget()
+    api_calls.reset()
     keyring.forget()
     user_states.forget()
     api_leases.reset()

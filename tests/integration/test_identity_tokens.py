@@ -30,6 +30,7 @@ GUARDED = "/api/v1/auth/me"
 PUBLIC_ROUTES = re.compile(
     r"^(/api/v1/auth/(login|refresh)"
     r"|/\.well-known/jwks\.json"
+    r"|/api/v1/platform/(apps|plans)|/api/v1/signup"
     r"|(/api/v1/[a-z_]+)?/health/(live|ready|startup)"
     r"|/api/v1/[a-z_]+/openapi\.json)$"
 )
@@ -214,12 +215,12 @@ def test_a_token_of_a_deleted_user_is_refused_at_once(platform: Platform, john: 
 
 
 def test_a_suspended_tenant_is_refused_with_tenant_suspended(platform: Platform, john: str) -> None:
-    from dotmac.management import repository
-    from dotmac.management.repository import TenantStatus
+    from dotmac.management import provisioning, service
 
+    operator = provisioning.system_context("test")
     session = platform.session(TOM)
     assert status_with(platform, john, "/api/v1/users") == 200
-    repository.set_status(ABC, TenantStatus.SUSPENDED)
+    service.suspend(operator, ABC, "test")
 
     for token, path in ((john, "/api/v1/users"), (session["access_token"], GUARDED)):
         answer = platform.call("GET", path, token)
@@ -233,7 +234,7 @@ def test_a_suspended_tenant_is_refused_with_tenant_suspended(platform: Platform,
     # The platform itself keeps working.
     assert platform.login("operator@dotmac.example", tenant="platform").status == 200
 
-    repository.set_status(ABC, TenantStatus.ACTIVE)
+    service.reactivate(operator, ABC)
     assert status_with(platform, john, "/api/v1/users") == 200
 
 

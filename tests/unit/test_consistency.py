@@ -11,8 +11,16 @@ from dotmac.core.permissions import PUBLIC
 from infra.resources import STACK
 
 PUBLIC_PATH_MARKERS = ("/health/", "/openapi.json")
-# DESIGN §5: only login, refresh, the JWKS and health (and the OpenAPI documents) are public.
-PUBLIC_PATHS = {"/api/v1/auth/login", "/api/v1/auth/refresh", "/.well-known/jwks.json"}
+# DESIGN §5: only login, refresh, the JWKS and health (and the OpenAPI documents) are public;
+# issue 4 adds the catalog read and self-service sign-up (rate-limited per IP).
+PUBLIC_PATHS = {
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/.well-known/jwks.json",
+    "/api/v1/platform/apps",
+    "/api/v1/platform/plans",
+    "/api/v1/signup",
+}
 
 
 def test_every_function_resolves_to_a_callable_handler() -> None:

@@ -69,7 +69,7 @@ class CountingLimiter:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
 
-    def count(self, ctx: Any, tenant_limit: str | None) -> None:
+    def count(self, ctx: Any, tenant_limit: str | None, mutation: bool) -> None:
         self.calls.append((ctx.tenant_id, ctx.user_id, tenant_limit))
 
 

@@ -31,7 +31,7 @@ AUTHORIZER = token_authorizer(TOKENS)
 
 
 def build_apps() -> dict[str, Any]:
-    isp = Api("isp", authorizer=AUTHORIZER, limiter=lambda ctx, kind: None)
+    isp = Api("isp", authorizer=AUTHORIZER, limiter=lambda ctx, kind, mutation: None)
     crm = Api("crm")
 
     @isp.route("/items/{item_id}", permission="isp:items:read")

@@ -140,7 +140,8 @@ def error_response(exc: DotmacError, request_id: str) -> Response:
     )
 
 
-def _as_domain_error(exc: Exception) -> DotmacError:
+def as_domain_error(exc: Exception) -> DotmacError:
+    """What an exception means to a client (unknown ones are internal errors)."""
     if isinstance(exc, DotmacError):
         return exc
     if isinstance(exc, ChaliceViewError):
@@ -166,12 +167,18 @@ def _as_domain_error(exc: Exception) -> DotmacError:
     return DotmacError("an internal error occurred")
 
 
-def count_against_limits(ctx: TenantContext, tenant_limit: str | None) -> None:
-    """Count the call against the caller's limit (leased, see `AllowanceLeases`) and the
-    tenant's search/bulk limit; over a limit this raises RateLimitedError (429)."""
+def count_against_limits(ctx: TenantContext, tenant_limit: str | None, mutation: bool) -> None:
+    """Count the call against the caller's limit (leased, see `AllowanceLeases`), the
+    tenant's search/bulk limit and its plan's hourly API quota; over a rate limit this
+    raises RateLimitedError (429), over the quota after its grace period a mutation gets
+    403 PLAN_LIMIT_EXCEEDED."""
     from dotmac.core import ratelimit
 
     ratelimit.api_leases.spend(ratelimit.API_PER_USER, f"{ctx.tenant_id}:{ctx.user_id}")
+    if not ctx.is_platform:
+        from dotmac.management.entitlements import api_calls
+
+        api_calls.count(ctx, mutation=mutation)
     if tenant_limit == "search":
         ratelimit.hit(ratelimit.SEARCH_PER_TENANT, ctx.tenant_id)
     elif tenant_limit == "bulk":
@@ -221,7 +228,7 @@ class Api:
         name: str,
         *,
         authorizer: Any = None,
-        limiter: Callable[[TenantContext, str | None], None] | None = None,
+        limiter: Callable[[TenantContext, str | None, bool], None] | None = None,
     ) -> None:
         self.name = name
         self.limiter = limiter or count_against_limits
@@ -312,13 +319,13 @@ class Api:
                 if permission is not None:
                     ctx = self._authorize(ctx, permission)
                     logger.thread_safe_append_keys(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
-                    self.limiter(ctx, tenant_limit)
+                    self.limiter(ctx, tenant_limit, audited)
                 result = view(Call(request, request_id, ctx), **path_params)
                 reply = result if isinstance(result, Reply) else Reply(result)
                 if audited and reply.status < 400 and not audit.recorded():
                     raise RuntimeError(f"{view.__name__} changed state without an audit record")
             except Exception as exc:
-                error = _as_domain_error(exc)
+                error = as_domain_error(exc)
                 if error.status >= 500:
                     logger.exception("request failed", error_code=error.code)
                 return error_response(error, request_id)

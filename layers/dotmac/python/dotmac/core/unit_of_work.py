@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,21 @@ from dotmac.core.model import TableItem, ensure_bound
 from dotmac.core.tenancy import TenantContext
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+_connections = threading.local()
+
+
+def _connection() -> Any:
+    """This thread's PynamoDB connection (building one costs a botocore client: ~100 ms)."""
+    from pynamodb.connection import Connection
+
+    from dotmac.core.settings import get_settings
+
+    region = get_settings().region
+    cached = getattr(_connections, "by_region", None)
+    if cached is None or cached[0] != region:
+        cached = (region, Connection(region=region))
+        _connections.by_region = cached
+    return cached[1]
 
 
 class UnitOfWork:
@@ -55,11 +71,8 @@ class UnitOfWork:
 
     def commit(self, conflict: str = "the change conflicts with the current state") -> None:
         """Write everything or nothing; a failed condition is a 409 with `conflict`."""
-        from pynamodb.connection import Connection
         from pynamodb.exceptions import TransactWriteError
         from pynamodb.transactions import TransactWrite
-
-        from dotmac.core.settings import get_settings
 
         if self._audit is None:
             raise RuntimeError("a unit of work must record what it does (call audit())")
@@ -67,7 +80,7 @@ class UnitOfWork:
             raise RuntimeError("too many writes for one transaction")
         ensure_bound()
         try:
-            with TransactWrite(connection=Connection(region=get_settings().region)) as tx:
+            with TransactWrite(connection=_connection()) as tx:
                 for operation, target, arguments in self._operations:
                     kwargs = {k: v for k, v in arguments.items() if v is not None}
                     if operation == "condition_check":

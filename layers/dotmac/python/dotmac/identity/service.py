@@ -122,8 +122,10 @@ def _active_tenant(tenant_id: str) -> Tenant:
     tenant = cached_tenants.get(tenant_id)
     if tenant is None:
         raise AuthenticationError(INVALID_CREDENTIALS)
-    if tenant.status is not TenantStatus.ACTIVE:
+    if tenant.status is TenantStatus.SUSPENDED:
         raise ForbiddenError("this tenant is suspended", code="TENANT_SUSPENDED")
+    if tenant.status is not TenantStatus.ACTIVE:
+        raise AuthenticationError(INVALID_CREDENTIALS)  # not (or no longer) a working tenant
     return tenant
 
 
@@ -385,37 +387,67 @@ def get_user(ctx: TenantContext, user_id: str) -> UserItem:
 
 
 def create_user(
-    ctx: TenantContext, request: UserCreate, *, password: str | None = None
+    ctx: TenantContext,
+    request: UserCreate,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
 ) -> tuple[UserItem, str | None]:
-    """Invite a user with a temporary password they must change (or a given one, for seeding).
+    """Invite a user with a temporary password they must change (or a given password or
+    argon2 hash, for seeding and sign-up); the user counts against the plan's user limit.
 
     Giving the new user roles needs `identity:roles:assign`, as `PUT /users/{id}/roles` does.
     """
+    from dotmac.management import entitlements
+
     if request.roles and not allowed(ctx.permissions, ROLES_ASSIGN):
         raise ForbiddenError(f"assigning roles needs {ROLES_ASSIGN}")
     roles = _check_roles(ctx, request.roles)
     temporary = None
-    if password is None:
-        temporary = passwords.temporary_password()
-    else:
+    if password is not None:
         passwords.check_policy(password)
+        password_hash = passwords.hash_password(password)
+    elif password_hash is None:
+        temporary = passwords.temporary_password()
+        password_hash = passwords.hash_password(temporary)
     users = UserRepository(ctx)
     user_id = uuid.uuid4().hex[:16]
     user = users.new_user(
         user_id,
         request.email,
         name=request.name,
-        password_hash=passwords.hash_password(password or temporary or ""),
+        password_hash=password_hash,
         status=ACTIVE,
         roles=roles or None,
-        must_change_password=password is None,
+        must_change_password=temporary is not None,
         customer_id=request.customer_id,
     )
     uow = UnitOfWork(ctx)
     users.add(uow, user)
+    entitlements.stage_increment(uow, ctx, "users")
     uow.audit("identity.user.create", "user", user_id, after=user_view(user))
     uow.commit(conflict=f"a user with email {request.email} already exists")
     return user, temporary
+
+
+def issue_temporary_password(ctx: TenantContext, email: str) -> str:
+    """Give the user with `email` a fresh temporary password they must change at login."""
+    user = UserRepository(ctx).find_by_email(email.lower())
+    if user is None:
+        raise NotFoundError(f"no user {email}")
+    temporary = passwords.temporary_password()
+    uow = UnitOfWork(ctx)
+    uow.update(
+        user,
+        [
+            UserItem.password_hash.set(passwords.hash_password(temporary)),
+            UserItem.must_change_password.set(True),
+            UserItem.updated_at.set(now_utc()),
+        ],
+    )
+    uow.audit("identity.password.reset", "user", user_id_of(user))
+    uow.commit()
+    return temporary
 
 
 def update_user(ctx: TenantContext, user_id: str, request: UserUpdate) -> UserItem:
@@ -462,12 +494,16 @@ def set_user_roles(ctx: TenantContext, user_id: str, names: list[str]) -> UserIt
 
 
 def delete_user(ctx: TenantContext, user_id: str) -> None:
+    """Delete a user (freeing a seat of the plan's user limit) and end their sessions."""
+    from dotmac.management import entitlements
+
     if user_id == ctx.user_id:
         raise ValidationError("you cannot delete yourself")
     users = UserRepository(ctx)
     user = users.get(user_id)
     uow = UnitOfWork(ctx)
     users.remove(uow, user)
+    entitlements.stage_decrement(uow, ctx, "users")
     uow.audit("identity.user.delete", "user", user_id, before=user_view(user))
     uow.commit()
     SessionRepository(ctx).revoke_all(user_id, reason="user deleted")

@@ -1,0 +1,1 @@
+"""Billing: billing accounts, invoices, payments, dunning, commissions."""

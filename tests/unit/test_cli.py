@@ -1,0 +1,600 @@
+"""The `dotmac` operator CLI against a stateful fake of the management API (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner, Result
+
+from dotmac_cli import client
+from dotmac_cli.main import DEPROVISION_STEPS, PROVISION_STEPS, app
+
+TOKEN = "token-1"
+TENANTS = "/api/v1/platform/tenants"
+FAILING_STEP = "subscribe_apps"
+Step = tuple[str, str, str | None]  # (step, outcome, detail) a fake workflow will record
+NEW_RUN = "<a new workflow run starts>"
+ENV: dict[str, str | None] = {
+    "DOTMAC_ENDPOINT": None,
+    "DOTMAC_OPERATOR_EMAIL": None,
+    "DOTMAC_OPERATOR_PASSWORD": None,
+    "FORCE_COLOR": None,
+    "TTY_COMPATIBLE": None,
+    "TTY_INTERACTIVE": None,
+    "NO_COLOR": "1",
+    "COLUMNS": "200",
+}
+
+
+def envelope(resource_id: str, attributes: dict[str, Any], kind: str = "tenant") -> dict[str, Any]:
+    return {
+        "data": {"id": resource_id, "type": kind, "attributes": attributes},
+        "meta": {"timestamp": "2026-01-01T00:00:00Z", "version": "v1"},
+        "links": {"self": f"{TENANTS}/{resource_id}"},
+    }
+
+
+def error(
+    status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+) -> httpx.Response:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    body["error"]["request_id"] = f"req-{status}"
+    return httpx.Response(status, json=body, headers={"X-Request-Id": f"req-{status}"})
+
+
+@dataclass
+class FakeTenant:
+    """One tenant whose workflow advances one step per GET."""
+
+    tenant_id: str
+    name: str
+    plan: str
+    apps: list[str]
+    admin_email: str
+    status: str = "REQUESTED"
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    script: list[Step] = field(default_factory=list)
+    outcome: str = "ACTIVE"
+    failure_reason: str | None = None
+    export_location: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    ticks: int = 0
+
+    def start(self, running: str, script: list[Step], outcome: str) -> None:
+        self.status, self.script, self.outcome = running, script, outcome
+
+    def advance(self) -> None:
+        if not self.script:
+            return
+        step, result, detail = self.script.pop(0)
+        if step == NEW_RUN:  # the API shows only the latest run's steps (management.service)
+            self.steps = []
+        else:
+            self.ticks += 1
+            at = f"2026-01-01T00:{self.ticks // 60:02d}:{self.ticks % 60:02d}Z"
+            self.steps.append({"step": step, "outcome": result, "at": at, "detail": detail})
+        if not self.script:
+            self.status = self.outcome
+
+    def attributes(self) -> dict[str, Any]:
+        attributes = {
+            "name": self.name,
+            "status": self.status,
+            "plan": self.plan,
+            "apps": self.apps,
+            "admin_email": self.admin_email,
+            "licence_id": "lic-1" if self.status == "ACTIVE" else None,
+            "licence_expires_at": "2027-01-01T00:00:00Z" if self.status == "ACTIVE" else None,
+            "failure_reason": self.failure_reason,
+            "export_location": self.export_location,
+            "created_at": "2026-01-01T00:00:00Z",
+            "steps": list(self.steps),
+            **self.extra,
+        }
+        if self.status == "ACTIVE" and self.tenant_id != "quiet":
+            attributes["admin_temporary_password"] = "Temp-Pass-123456"
+        return attributes
+
+    def response(self, status: int = 200) -> httpx.Response:
+        headers = {"Location": f"{TENANTS}/{self.tenant_id}"} if status == 202 else {}
+        return httpx.Response(
+            status, json=envelope(self.tenant_id, self.attributes()), headers=headers
+        )
+
+
+class FakePlatform:
+    """The management API contract the CLI codes to, held in memory."""
+
+    def __init__(self, whole_history: bool = False) -> None:
+        self.whole_history = whole_history
+        self.tenants: dict[str, FakeTenant] = {}
+        self.requests: list[httpx.Request] = []
+        self.logins = 0
+        self.idempotency: dict[str, str] = {}
+
+    def add(self, tenant_id: str, status: str = "ACTIVE", **extra: Any) -> FakeTenant:
+        tenant = FakeTenant(tenant_id, tenant_id.title(), "starter", ["crm"], "a@x.example")
+        tenant.status = status
+        tenant.extra = extra
+        self.tenants[tenant_id] = tenant
+        return tenant
+
+    def calls(self, method: str, prefix: str = "") -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == method and r.url.path.startswith(prefix)]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/api/v1/auth/login" and request.method == "POST":
+            return self.login(json.loads(request.content))
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return error(401, "UNAUTHORIZED", "missing or invalid token")
+        if path == TENANTS:
+            return self.provision(request) if request.method == "POST" else self.list(request)
+        match = re.fullmatch(rf"{TENANTS}/([^/]+)(?:/(\w+))?", path)
+        if not match:
+            return error(404, "NOT_FOUND", f"no route {path}")
+        tenant = self.tenants.get(match[1])
+        if tenant is None:
+            return error(404, "NOT_FOUND", f"tenant {match[1]} not found")
+        if match[2] is None and request.method == "GET":
+            tenant.advance()
+            return tenant.response()
+        return self.act(tenant, match[2] or "", json.loads(request.content or b"{}"))
+
+    def login(self, body: dict[str, Any]) -> httpx.Response:
+        self.logins += 1
+        if body != {
+            "tenant": "platform",
+            "email": "operator@dotmac.example",
+            "password": "DotMac-demo-2026",
+        }:
+            return error(401, "INVALID_CREDENTIALS", "email or password is wrong")
+        attributes = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 900}
+        return httpx.Response(200, json=envelope("current", attributes, "session"))
+
+    def provision(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return error(400, "VALIDATION_ERROR", "Idempotency-Key header is required")
+        if key in self.idempotency:
+            return self.tenants[self.idempotency[key]].response(202)
+        body = json.loads(request.content)
+        subdomain = body["subdomain"]
+        if subdomain in self.tenants:
+            details = [{"field": "subdomain", "message": f"{subdomain} is already taken"}]
+            return error(409, "CONFLICT", "subdomain is not available", details)
+        tenant = FakeTenant(
+            subdomain, body["name"], body["plan"], body["apps"], body["admin_email"]
+        )
+        if body["name"].startswith("Doomed"):
+            reached = PROVISION_STEPS[: PROVISION_STEPS.index(FAILING_STEP)]
+            script: list[Step] = [(s, "ok", None) for s in reached]
+            script.append((FAILING_STEP, "failed", "app catalogue unavailable"))
+            script += [(s, "compensated", None) for s in reversed(reached[1:])]
+            tenant.failure_reason = "subscribe_apps: app catalogue unavailable"
+            tenant.start("PROVISIONING", script, "FAILED")
+        elif body["name"].startswith("Slow"):
+            slow: list[Step] = [("validate", "ok", None)] * 1000
+            tenant.start("PROVISIONING", slow, "ACTIVE")
+        else:
+            tenant.start("PROVISIONING", [(s, "ok", None) for s in PROVISION_STEPS], "ACTIVE")
+        self.tenants[subdomain] = tenant
+        self.idempotency[key] = subdomain
+        return tenant.response(202)
+
+    def list(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        items = sorted(self.tenants.values(), key=lambda t: t.tenant_id)
+        if params.get("status"):
+            items = [t for t in items if t.status == params["status"]]
+        start = int(params.get("cursor", "c0")[1:])
+        limit = int(params.get("limit", "50"))
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return httpx.Response(
+            200,
+            json={
+                "data": [
+                    {"id": t.tenant_id, "type": "tenant", "attributes": t.attributes()}
+                    for t in page
+                ],
+                "meta": {"next_cursor": f"c{start + limit}" if more else None},
+                "links": {"self": TENANTS},
+            },
+        )
+
+    def act(self, tenant: FakeTenant, action: str, body: dict[str, Any]) -> httpx.Response:
+        if action == "suspend":
+            if not body.get("reason"):
+                return error(400, "VALIDATION_ERROR", "invalid body", [{"field": "reason"}])
+            tenant.status = "SUSPENDED"
+            return tenant.response()
+        if action == "reactivate":
+            if tenant.status != "SUSPENDED":
+                return error(409, "CONFLICT", f"tenant is {tenant.status}")
+            tenant.status = "ACTIVE"
+            return tenant.response()
+        if action == "deprovision":
+            # Like the real workflow: the 202 (and maybe a poll) still show the previous run.
+            script: list[Step] = [] if self.whole_history else [(NEW_RUN, "", None)]
+            location = f"s3://dotmac-exports/{tenant.tenant_id}/export.zip"
+            script.append(("export", "ok", location))
+            if tenant.tenant_id.startswith("stuck"):
+                script.append(("deprovision", "failed", "purge: access denied"))
+                tenant.failure_reason = "purge: access denied"
+                tenant.start("DEPROVISIONING", script, "DEPROVISIONING")
+            else:
+                script += [("purge", "ok", None), ("release", "ok", None)]
+                tenant.export_location = location
+                tenant.start("DEPROVISIONING", script, "DEPROVISIONED")
+            return tenant.response(202)
+        return error(404, "NOT_FOUND", f"no action {action}")
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> FakePlatform:
+    fake = FakePlatform()
+    monkeypatch.setattr(client, "transport_factory", lambda: httpx.MockTransport(fake))
+    return fake
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), input=input, env=ENV)
+
+
+PROVISION = (
+    "tenants",
+    "provision",
+    "--name",
+    "Acme",
+    "--subdomain",
+    "acme",
+    "--plan",
+    "professional",
+    "--app",
+    "isp",
+    "--app",
+    "crm",
+    "--admin-email",
+    "ann@acme.example",
+    "--admin-name",
+    "Ann",
+    "--poll-interval",
+    "0",
+)
+
+
+def provision_args(name: str = "Acme", subdomain: str = "acme") -> list[str]:
+    args = list(PROVISION)
+    args[args.index("Acme")] = name
+    args[args.index("acme")] = subdomain
+    return args
+
+
+def test_provision_follows_every_step_and_prints_the_summary(server: FakePlatform) -> None:
+    result = run(*PROVISION)
+
+    assert result.exit_code == 0, result.output
+    (post,) = server.calls("POST", TENANTS)
+    assert json.loads(post.content) == {
+        "name": "Acme",
+        "subdomain": "acme",
+        "plan": "professional",
+        "apps": ["isp", "crm"],
+        "admin_email": "ann@acme.example",
+        "admin_name": "Ann",
+    }
+    key = post.headers["idempotency-key"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", key)
+    assert f"Idempotency-Key: {key}" in result.stdout
+    positions = [result.stdout.index(f"✓ {step}") for step in PROVISION_STEPS]
+    assert positions == sorted(positions)
+    assert len(server.calls("GET", f"{TENANTS}/acme")) == len(PROVISION_STEPS)
+    assert "Provisioning acme: ACTIVE" in result.stdout
+    for expected in ("lic-1", "2027-01-01T00:00:00Z", "isp, crm", "Temp-Pass-123456"):
+        assert expected in result.stdout
+    assert server.logins == 1
+
+
+def test_provision_sends_the_given_idempotency_key_and_partner(server: FakePlatform) -> None:
+    result = run(*PROVISION, "--idempotency-key", "retry-7", "--partner", "p-1", "--no-wait")
+
+    assert result.exit_code == 0, result.output
+    (post,) = server.calls("POST", TENANTS)
+    assert post.headers["idempotency-key"] == "retry-7"
+    assert json.loads(post.content)["partner_id"] == "p-1"
+    assert "Tenant acme accepted: PROVISIONING" in result.stdout
+    assert not server.calls("GET")  # --no-wait never polls
+
+
+def test_provision_without_apps_sends_an_empty_list(server: FakePlatform) -> None:
+    args = [a for a in PROVISION if a not in {"--app", "isp", "crm"}]
+
+    result = run(*args, "--no-wait")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(server.calls("POST", TENANTS)[0].content)["apps"] == []
+
+
+def test_a_retry_with_the_same_key_follows_the_same_tenant(server: FakePlatform) -> None:
+    assert run(*PROVISION, "--idempotency-key", "k1").exit_code == 0
+    result = run(*PROVISION, "--idempotency-key", "k1")
+
+    assert result.exit_code == 0, result.output
+    assert "Provisioning acme: ACTIVE" in result.stdout
+
+
+def test_summary_without_a_temporary_password(server: FakePlatform) -> None:
+    result = run(*provision_args("Quiet", "quiet"))
+
+    assert result.exit_code == 0, result.output
+    assert "temporary password" not in result.stdout
+
+
+def test_failed_provisioning_prints_the_reason_and_exits_1(server: FakePlatform) -> None:
+    result = run(*provision_args("Doomed Ltd", "doomed"))
+
+    assert result.exit_code == 1
+    assert "✗ subscribe_apps" in result.stdout
+    assert "app catalogue unavailable" in result.stdout
+    assert "↩ create_admin" in result.stdout
+    assert "FAILED" in result.stderr
+    assert "subscribe_apps: app catalogue unavailable" in result.stderr
+
+
+def test_provision_gives_up_after_the_timeout(server: FakePlatform) -> None:
+    result = run(*provision_args("Slow", "slow"), "--timeout", "0")
+
+    assert result.exit_code == 1
+    assert "WAIT_TIMEOUT" in result.stderr
+    assert "still PROVISIONING" in result.stderr
+
+
+def test_provision_json_output_is_the_final_tenant(server: FakePlatform) -> None:
+    result = run("--json", *PROVISION)
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["data"]["id"] == "acme"
+    assert body["data"]["attributes"]["status"] == "ACTIVE"
+    assert [s["step"] for s in body["data"]["attributes"]["steps"]] == list(PROVISION_STEPS)
+    assert "Idempotency-Key" in result.stderr
+
+
+def test_failed_provisioning_json_output_and_exit_code(server: FakePlatform) -> None:
+    result = run("--json", *provision_args("Doomed", "doomed"))
+
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["data"]["attributes"]["status"] == "FAILED"
+
+
+def test_error_envelope_is_rendered_with_details_and_request_id(server: FakePlatform) -> None:
+    server.add("acme")
+
+    result = run(*PROVISION)
+
+    assert result.exit_code == 1
+    assert "Error 409 CONFLICT: subdomain is not available" in result.stderr
+    assert "subdomain: acme is already taken" in result.stderr
+    assert "request id: req-409" in result.stderr
+
+
+def test_error_envelope_under_json(server: FakePlatform) -> None:
+    result = run("--json", "tenants", "show", "nope")
+
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["error"]["code"] == "NOT_FOUND"
+    assert body["error"]["request_id"] == "req-404"
+
+
+def test_a_bad_login_exits_1(server: FakePlatform) -> None:
+    result = run("--password", "wrong", "tenants", "list")
+
+    assert result.exit_code == 1
+    assert "Error 401 INVALID_CREDENTIALS" in result.stderr
+    assert len(server.requests) == 1
+
+
+def test_credentials_come_from_the_environment(server: FakePlatform) -> None:
+    result = CliRunner().invoke(
+        app, ["tenants", "list"], env={**ENV, "DOTMAC_OPERATOR_PASSWORD": "from-env"}
+    )
+
+    assert result.exit_code == 1
+    assert json.loads(server.requests[0].content)["password"] == "from-env"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tenants", "provision", "--name", "Acme"],
+        [*PROVISION[:6], "gold", *PROVISION[7:]],
+        ["tenants", "list", "--limit", "0"],
+        ["tenants", "list", "--status", "sleeping"],
+        ["tenants", "deprovision"],
+        ["tenants", "suspend", "acme"],
+        ["tenants", "nope"],
+    ],
+)
+def test_usage_errors_exit_2_without_calling_the_api(server: FakePlatform, args: list[str]) -> None:
+    result = run(*args)
+
+    assert result.exit_code == 2, result.output
+    assert not server.requests
+
+
+def test_list_follows_every_page_with_all(server: FakePlatform) -> None:
+    for tenant_id in ("alpha", "bravo", "charlie"):
+        server.add(tenant_id)
+
+    result = run("tenants", "list", "--limit", "2", "--all")
+
+    assert result.exit_code == 0, result.output
+    assert [r.url.params.get("cursor") for r in server.calls("GET", TENANTS)] == [None, "c2"]
+    for tenant_id in ("alpha", "bravo", "charlie"):
+        assert tenant_id in result.stdout
+    assert "--cursor" not in result.stdout
+
+
+def test_list_shows_one_page_and_the_next_cursor(server: FakePlatform) -> None:
+    for tenant_id in ("alpha", "bravo", "charlie"):
+        server.add(tenant_id)
+
+    result = run("tenants", "list", "--limit", "2")
+
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.stdout
+    assert "charlie" not in result.stdout
+    assert "more: --cursor c2" in result.stdout
+
+
+def test_list_json_with_all_and_a_status_filter(server: FakePlatform) -> None:
+    for tenant_id in ("alpha", "bravo", "charlie", "delta"):
+        server.add(tenant_id)
+    server.tenants["bravo"].status = "SUSPENDED"
+
+    result = run("--json", "tenants", "list", "--status", "active", "--limit", "2", "--all")
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [t["id"] for t in body["data"]] == ["alpha", "charlie", "delta"]
+    assert body["meta"]["next_cursor"] is None
+    assert {r.url.params["status"] for r in server.calls("GET", TENANTS)} == {"ACTIVE"}
+
+
+def test_show_prints_fields_and_the_step_history(server: FakePlatform) -> None:
+    tenant = server.add("acme")
+    tenant.steps = [{"step": "validate", "outcome": "ok", "at": "2026-01-01T00:00:00Z"}]
+
+    result = run("tenants", "show", "acme")
+
+    assert result.exit_code == 0, result.output
+    assert "Step history" in result.stdout
+    assert "validate" in result.stdout
+    assert "starter" in result.stdout
+
+
+def test_suspend_and_reactivate(server: FakePlatform) -> None:
+    server.add("acme")
+
+    suspended = run("tenants", "suspend", "acme", "--reason", "unpaid invoices")
+    reactivated = run("tenants", "reactivate", "acme")
+
+    assert suspended.exit_code == 0, suspended.output
+    assert "Tenant acme is SUSPENDED" in suspended.stdout
+    suspend_call, reactivate_call = server.calls("POST", TENANTS)
+    assert suspend_call.url.path == f"{TENANTS}/acme/suspend"
+    assert json.loads(suspend_call.content) == {"reason": "unpaid invoices"}
+    assert reactivated.exit_code == 0, reactivated.output
+    assert "Tenant acme is ACTIVE" in reactivated.stdout
+    assert json.loads(reactivate_call.content) == {}
+
+
+def test_reactivating_an_active_tenant_is_a_conflict(server: FakePlatform) -> None:
+    server.add("acme")
+
+    result = run("tenants", "reactivate", "acme")
+
+    assert result.exit_code == 1
+    assert "Error 409 CONFLICT: tenant is ACTIVE" in result.stderr
+
+
+def test_deprovision_asks_first_and_a_no_changes_nothing(server: FakePlatform) -> None:
+    server.add("acme")
+
+    result = run("tenants", "deprovision", "acme", "--poll-interval", "0", input="n\n")
+
+    assert result.exit_code == 1
+    assert "Deprovision tenant acme" in result.output
+    assert not server.calls("POST", TENANTS)
+    assert server.tenants["acme"].status == "ACTIVE"
+
+
+@pytest.mark.parametrize("whole_history", [False, True])
+def test_deprovision_after_confirmation_prints_the_export(
+    server: FakePlatform, whole_history: bool
+) -> None:
+    server.whole_history = whole_history
+    tenant = server.add("acme")
+    tenant.steps = [{"step": "activate", "outcome": "ok", "at": "2026-01-01T00:00:00Z"}]
+
+    result = run("tenants", "deprovision", "acme", "--poll-interval", "0", input="y\n")
+
+    assert result.exit_code == 0, result.output
+    assert "✓ activate" not in result.stdout  # the history before this run is not repeated
+    for step in DEPROVISION_STEPS[:3]:
+        assert f"✓ {step}" in result.stdout
+    assert "Deprovisioning acme: DEPROVISIONED" in result.stdout
+    assert "s3://dotmac-exports/acme/export.zip" in result.stdout
+
+
+def test_deprovision_with_yes_does_not_ask(server: FakePlatform) -> None:
+    server.add("acme")
+
+    result = run("--json", "tenants", "deprovision", "acme", "--yes", "--poll-interval", "0")
+
+    assert result.exit_code == 0, result.output
+    assert "Deprovision tenant" not in result.output
+    body = json.loads(result.stdout)
+    assert body["data"]["attributes"]["status"] == "DEPROVISIONED"
+    assert body["data"]["attributes"]["export_location"].startswith("s3://")
+
+
+def test_a_deprovisioning_that_stops_on_a_failed_step_exits_1(server: FakePlatform) -> None:
+    server.add("stuck")
+
+    result = run("tenants", "deprovision", "stuck", "--yes", "--poll-interval", "0")
+
+    assert result.exit_code == 1
+    assert "✗ deprovision" in result.stdout
+    assert "DEPROVISIONING" in result.stderr
+    assert "purge: access denied" in result.stderr
+    assert "WAIT_TIMEOUT" not in result.stderr
+
+
+def test_deprovision_no_wait(server: FakePlatform) -> None:
+    server.add("acme")
+
+    result = run("tenants", "deprovision", "acme", "--yes", "--no-wait")
+
+    assert result.exit_code == 0, result.output
+    assert "Tenant acme accepted: DEPROVISIONING" in result.stdout
+    assert len(server.calls("GET", TENANTS)) == 1  # the look-up before acting, no polling
+
+
+def test_an_unreachable_endpoint_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    monkeypatch.setattr(client, "transport_factory", lambda: httpx.MockTransport(refuse))
+
+    result = run("--endpoint", "http://dotmac.invalid", "tenants", "list")
+
+    assert result.exit_code == 1
+    assert "CONNECTION_ERROR" in result.stderr
+    assert "http://dotmac.invalid" in result.stderr
+
+
+def test_a_non_envelope_error_still_has_a_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="Bad Gateway", headers={"X-Request-Id": "gw-1"})
+
+    monkeypatch.setattr(client, "transport_factory", lambda: httpx.MockTransport(gateway))
+
+    result = run("--json", "tenants", "list")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == {
+        "code": "HTTP_502",
+        "message": "Bad Gateway",
+        "details": [],
+        "request_id": "gw-1",
+    }
