@@ -8,7 +8,6 @@ envelope) vs the bare `UserRepository.get` it needs, both against the same emula
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections import Counter
@@ -28,24 +27,15 @@ def _timed(fn: Callable[[], Any], n: int = N) -> float:
 
 
 def run() -> dict[str, Any]:
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        DOTMAC_STAGE="bench",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    import boto3
     import botocore.client
-    from moto import mock_aws
+    from stack import seeded_stack
 
-    from devcloud import dynamodb_atomicity, registry, seed
+    from devcloud import registry, seed
     from devcloud.gateway import Gateway
     from dotmac.core import ratelimit
     from dotmac.core.tenancy import TenantContext
     from dotmac.identity.authorizer import authorize_token
     from dotmac.identity.repository import UserRepository
-    from infra.bootstrap import bootstrap
     from infra.resources import STACK
 
     calls: Counter[str] = Counter()
@@ -55,10 +45,7 @@ def run() -> dict[str, Any]:
         calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
         return original(self, operation, params)
 
-    with mock_aws():
-        dynamodb_atomicity.install()
-        bootstrap(boto3.session.Session(region_name="us-east-1"), stage="bench")
-        seed.run()
+    with seeded_stack():
         # The bench measures overhead, not the limiter's refusals.
         ratelimit.API_PER_USER = ratelimit.Limit("api-user", 10**9, 60)
         gateway = Gateway({app: registry.chalice_app(app) for app in STACK.http_apps})

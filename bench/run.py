@@ -85,6 +85,7 @@ def cold_start() -> list[dict[str, object]]:
 
 def main() -> int:
     import identity
+    import provisioning
 
     started = time.perf_counter()
     rows = cold_start()
@@ -103,6 +104,8 @@ def main() -> int:
     print(f"worst ratio {worst:.2f}x -> {'OK' if worst <= BAR else 'OVER THE BAR'}")
     identity_result = identity.run()
     identity.report(identity_result)
+    provisioning_result = provisioning.run()
+    provisioning.report(provisioning_result)
     out = REPO / "bench" / "results" / "latest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results = {
@@ -110,6 +113,7 @@ def main() -> int:
         "python": sys.version.split()[0],
         "cold_start": {"bar": BAR, "rows": rows},
         "identity": identity_result,
+        "provisioning": provisioning_result,
     }
     out.write_text(json.dumps(results, indent=2))
     print(f"saved {out.relative_to(REPO)} ({time.perf_counter() - started:.0f}s)")

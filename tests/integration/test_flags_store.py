@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import botocore.handlers
+import botocore.client
 import pytest
 
 from dotmac.core.audit_trail import AuditRepository
@@ -24,22 +24,17 @@ OPERATOR = TenantContext(tenant_id="platform", user_id="op-1", request_id="req-1
 
 @pytest.fixture
 def ddb_calls(moto_cloud: MotoCloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every DynamoDB operation any botocore client of this process sends.
-
-    The hook goes into botocore's BUILTIN_HANDLERS (where moto puts its own stubber), so
-    every session created from now on carries it; rebinding the table makes PynamoDB build
-    new clients, and UnitOfWork builds a new connection per commit anyway.
-    """
+    """Every DynamoDB operation any botocore client of this process sends (counted where
+    every client sends: `BaseClient._make_api_call`, so shared clients are counted too)."""
     calls: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
 
-    def count(model: Any, **_: Any) -> None:
-        calls.append(model.name)
+    def count(self: Any, operation: str, params: Any) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.append(operation)
+        return original(self, operation, params)
 
-    monkeypatch.setattr(
-        botocore.handlers,
-        "BUILTIN_HANDLERS",
-        [*botocore.handlers.BUILTIN_HANDLERS, ("before-call.dynamodb", count)],
-    )
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", count)
     bind_table(moto_cloud.created.table)
     flags.cached_flags.forget()
     cached_tenants.forget()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -48,6 +49,23 @@ def check_partition_key(key: str) -> None:
         raise ValueError(f"partition key outside the tenant and platform spaces: {key!r}")
 
 
+_shared_lock = threading.Lock()
+_shared: list[Any] = []
+
+
+def shared_connection() -> Any:
+    """The process's one PynamoDB `Connection` (one botocore client for every model and
+    transaction; building a client parses botocore's service model, ~100 ms or more)."""
+    with _shared_lock:
+        if not _shared:
+            from pynamodb.connection import Connection
+
+            from dotmac.core.settings import get_settings
+
+            _shared.append(Connection(region=get_settings().region))
+        return _shared[0]
+
+
 class TableItem(Model):
     """Base of every item: PK/SK, two overloaded GSIs, a TTL and the entity type.
 
@@ -74,6 +92,18 @@ class TableItem(Model):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = type(self).entity
+
+    @classmethod
+    def _get_connection(cls) -> Any:
+        """PynamoDB's per-model connection, talking through the shared one."""
+        table = super()._get_connection()
+        shared = shared_connection()
+        if table.connection is not shared:
+            with _shared_lock:
+                if table.table_name not in shared._tables:  # every model has the same schema
+                    shared.add_meta_table(table.connection.get_meta_table(table.table_name))
+            table.connection = shared
+        return table
 
     def save(self, *args: Any, **kwargs: Any) -> Any:
         self.check_keys()

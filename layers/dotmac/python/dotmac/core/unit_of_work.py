@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from dotmac.core import audit, audit_trail
 from dotmac.core.errors import ConflictError
-from dotmac.core.model import TableItem, ensure_bound
+from dotmac.core.model import TableItem, ensure_bound, shared_connection
 from dotmac.core.tenancy import TenantContext
 
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
-_connections = threading.local()
-
-
-def _connection() -> Any:
-    """This thread's PynamoDB connection (building one costs a botocore client: ~100 ms)."""
-    from pynamodb.connection import Connection
-
-    from dotmac.core.settings import get_settings
-
-    region = get_settings().region
-    cached = getattr(_connections, "by_region", None)
-    if cached is None or cached[0] != region:
-        cached = (region, Connection(region=region))
-        _connections.by_region = cached
-    return cached[1]
 
 
 class UnitOfWork:
@@ -80,7 +64,7 @@ class UnitOfWork:
             raise RuntimeError("too many writes for one transaction")
         ensure_bound()
         try:
-            with TransactWrite(connection=_connection()) as tx:
+            with TransactWrite(connection=shared_connection()) as tx:
                 for operation, target, arguments in self._operations:
                     kwargs = {k: v for k, v in arguments.items() if v is not None}
                     if operation == "condition_check":
