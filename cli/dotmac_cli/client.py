@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json as jsonlib
+import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +19,9 @@ Json = dict[str, Any]
 
 PLATFORM_TENANT = "platform"
 LOGIN_PATH = "/api/v1/auth/login"
+REFRESH_PATH = "/api/v1/auth/refresh"
+# Access tokens with less than this left are refreshed before use.
+TOKEN_MARGIN_SECONDS = 30
 CONNECT_RETRIES = 3
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -26,6 +33,51 @@ def default_transport() -> httpx.BaseTransport:
 
 # Every ApiClient gets its transport from here; tests point it at an httpx.MockTransport.
 transport_factory: Callable[[], httpx.BaseTransport] = default_transport
+
+
+class SessionCache:
+    """Sessions kept between invocations (like a browser's cookie jar), so each command does
+    not sign in again: `DOTMAC_CLI_CACHE` names the file (`none` turns it off), default
+    `~/.cache/dotmac/sessions.json`, readable by its owner only."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    @classmethod
+    def from_environment(cls) -> SessionCache:
+        """The cache the environment asks for."""
+        configured = os.environ.get("DOTMAC_CLI_CACHE")
+        if configured and configured.lower() == "none":
+            return cls(None)
+        default = Path.home() / ".cache" / "dotmac" / "sessions.json"
+        return cls(Path(configured) if configured else default)
+
+    def _load(self) -> dict[str, Json]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = jsonlib.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> Json | None:
+        """The stored session for `key`, if any."""
+        found = self._load().get(key)
+        return found if isinstance(found, dict) else None
+
+    def put(self, key: str, session: Json | None) -> None:
+        """Store (or, with None, forget) the session for `key`."""
+        if self.path is None:
+            return
+        data = self._load()
+        if session is None:
+            data.pop(key, None)
+        else:
+            data[key] = session
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600, exist_ok=True)
+        self.path.write_text(jsonlib.dumps(data))
 
 
 class ApiError(Exception):
@@ -88,10 +140,13 @@ class ApiClient:
         *,
         tenant: str = PLATFORM_TENANT,
         transport: httpx.BaseTransport | None = None,
+        cache: SessionCache | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._credentials = {"tenant": tenant, "email": email, "password": password}
         self._token: str | None = None
+        self._cache = cache or SessionCache.from_environment()
+        self._cache_key = f"{self.endpoint}|{tenant}|{email}"
         self._http = httpx.Client(
             base_url=self.endpoint,
             timeout=TIMEOUT,
@@ -116,7 +171,9 @@ class ApiClient:
 
     def login(self) -> None:
         """Exchange the operator's credentials for an access token."""
-        answer = self._send("POST", LOGIN_PATH, json=self._credentials)
+        self._keep(self._send("POST", LOGIN_PATH, json=self._credentials))
+
+    def _keep(self, answer: Answer) -> None:
         token = answer.attributes.get("access_token")
         if not isinstance(token, str) or not token:
             raise ApiError(
@@ -124,6 +181,31 @@ class ApiClient:
                 {"error": {"code": "BAD_LOGIN_ANSWER", "message": "login returned no token"}},
             )
         self._token = token
+        expires_in = answer.attributes.get("expires_in")
+        self._cache.put(
+            self._cache_key,
+            {
+                "access_token": token,
+                "expires_at": time.time() + (expires_in if isinstance(expires_in, int) else 0),
+                "refresh_token": answer.attributes.get("refresh_token"),
+            },
+        )
+
+    def _resume(self) -> None:
+        """Use the cached session: its access token if fresh, else its refresh token, else
+        sign in."""
+        cached = self._cache.get(self._cache_key) or {}
+        if float(cached.get("expires_at") or 0) - TOKEN_MARGIN_SECONDS > time.time():
+            self._token = str(cached["access_token"])
+            return
+        refresh = cached.get("refresh_token")
+        if isinstance(refresh, str) and refresh:
+            try:
+                self._keep(self._send("POST", REFRESH_PATH, json={"refresh_token": refresh}))
+                return
+            except ApiError:
+                self._cache.put(self._cache_key, None)
+        self.login()
 
     def request(
         self,
@@ -135,10 +217,20 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """Send an authenticated request; raise ApiError on any 4xx/5xx."""
-        if self._token is None:
-            self.login()
-        auth = {"Authorization": f"Bearer {self._token}", **(headers or {})}
+        resumed = self._token is None
+        if resumed:
+            self._resume()
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            auth = {"Authorization": f"Bearer {self._token}", **(headers or {})}
+            return self._send(method, path, json=json, params=query, headers=auth)
+        except ApiError as error:
+            if error.status != 401 or not resumed:
+                raise
+        # A cached session the server no longer accepts: sign in once and try again.
+        self._cache.put(self._cache_key, None)
+        self.login()
+        auth = {"Authorization": f"Bearer {self._token}", **(headers or {})}
         return self._send(method, path, json=json, params=query, headers=auth)
 
     def get(self, path: str, **params: str | int | None) -> Answer:

@@ -20,6 +20,7 @@ FAILING_STEP = "subscribe_apps"
 Step = tuple[str, str, str | None]  # (step, outcome, detail) a fake workflow will record
 NEW_RUN = "<a new workflow run starts>"
 ENV: dict[str, str | None] = {
+    "DOTMAC_CLI_CACHE": "none",
     "DOTMAC_ENDPOINT": None,
     "DOTMAC_OPERATOR_EMAIL": None,
     "DOTMAC_OPERATOR_PASSWORD": None,
@@ -115,6 +116,9 @@ class FakePlatform:
         self.tenants: dict[str, FakeTenant] = {}
         self.requests: list[httpx.Request] = []
         self.logins = 0
+        self.refreshes = 0
+        self.expires_in = 900
+        self.refresh_token = ""
         self.idempotency: dict[str, str] = {}
 
     def add(self, tenant_id: str, status: str = "ACTIVE", **extra: Any) -> FakeTenant:
@@ -132,6 +136,8 @@ class FakePlatform:
         path = request.url.path
         if path == "/api/v1/auth/login" and request.method == "POST":
             return self.login(json.loads(request.content))
+        if path == "/api/v1/auth/refresh" and request.method == "POST":
+            return self.refresh(json.loads(request.content))
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return error(401, "UNAUTHORIZED", "missing or invalid token")
         if path == TENANTS:
@@ -155,8 +161,23 @@ class FakePlatform:
             "password": "DotMac-demo-2026",
         }:
             return error(401, "INVALID_CREDENTIALS", "email or password is wrong")
-        attributes = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 900}
+        return self.session()
+
+    def session(self) -> httpx.Response:
+        self.refresh_token = f"rt-{self.logins}-{len(self.requests)}"
+        attributes = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        }
         return httpx.Response(200, json=envelope("current", attributes, "session"))
+
+    def refresh(self, body: dict[str, Any]) -> httpx.Response:
+        self.refreshes += 1
+        if body.get("refresh_token") != self.refresh_token:
+            return error(401, "UNAUTHENTICATED", "refresh token is not valid")
+        return self.session()
 
     def provision(self, request: httpx.Request) -> httpx.Response:
         key = request.headers.get("idempotency-key")
@@ -598,3 +619,58 @@ def test_a_non_envelope_error_still_has_a_code(monkeypatch: pytest.MonkeyPatch) 
         "details": [],
         "request_id": "gw-1",
     }
+
+
+# --- the session cache ----------------------------------------------------------------------
+
+
+def cached_run(cache: Any, *args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={**ENV, "DOTMAC_CLI_CACHE": str(cache)})
+
+
+def test_later_commands_reuse_the_cached_session(server: FakePlatform, tmp_path: Any) -> None:
+    server.add("acme")
+    cache = tmp_path / "sessions.json"
+    for _ in range(3):
+        assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    assert server.logins == 1
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_expired_token_is_refreshed_not_signed_in_again(
+    server: FakePlatform, tmp_path: Any
+) -> None:
+    server.add("acme")
+    server.expires_in = 0  # every stored access token is already stale
+    cache = tmp_path / "sessions.json"
+    assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    assert (server.logins, server.refreshes) == (1, 1)
+
+
+def test_a_refused_refresh_falls_back_to_signing_in(server: FakePlatform, tmp_path: Any) -> None:
+    server.add("acme")
+    server.expires_in = 0
+    cache = tmp_path / "sessions.json"
+    assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    server.refresh_token = "revoked"
+    assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    assert (server.logins, server.refreshes) == (2, 1)
+
+
+def test_a_cached_token_the_server_refuses_is_replaced(server: FakePlatform, tmp_path: Any) -> None:
+    server.add("acme")
+    cache = tmp_path / "sessions.json"
+    cache.write_text(
+        json.dumps(
+            {
+                "http://127.0.0.1:8000|platform|operator@dotmac.example": {
+                    "access_token": "stale",
+                    "expires_at": 4102444800,
+                    "refresh_token": None,
+                }
+            }
+        )
+    )
+    assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
+    assert server.logins == 1

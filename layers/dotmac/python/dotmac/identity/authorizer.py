@@ -15,9 +15,11 @@ from typing import Any
 from dotmac.core.errors import AuthenticationError, NotFoundError
 from dotmac.core.observability import get_logger
 from dotmac.core.tenancy import TenantContext
-from dotmac.management.repository import cached_tenants
+from dotmac.management.repository import TenantStatus, cached_tenants
 
 USER_CACHE_SECONDS = 30.0
+# Tenants whose users' tokens are still looked at (a suspended one's are refused with 403).
+SERVING = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED})
 
 
 class Unauthorized(Exception):
@@ -83,7 +85,10 @@ def authorize_token(header: str | None) -> dict[str, str]:
         get_logger().info("token refused", reason=exc.message)
         raise Unauthorized from exc
     tenant = cached_tenants.get(claims.tenant_id)
-    if tenant is None or not user_states.active(claims.tenant_id, claims.subject):
+    if tenant is None or tenant.status not in SERVING:
+        get_logger().info("token refused", reason="unknown or closed tenant")
+        raise Unauthorized
+    if not user_states.active(claims.tenant_id, claims.subject):
         get_logger().info("token refused", reason="unknown tenant or inactive user")
         raise Unauthorized
     return {
