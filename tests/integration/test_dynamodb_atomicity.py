@@ -44,3 +44,90 @@ def test_a_conditional_counter_never_overshoots_under_threads(moto_cloud: MotoCl
     assert dynamodb_atomicity._originals, "the integration fixture installs the patch"
     accepted, stored = _race(moto_cloud)
     assert accepted == stored == LIMIT
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(moto_cloud: MotoCloud) -> None:
+    """The patched rollback restores only the touched items, but restores them exactly."""
+    import pytest
+
+    ddb = moto_cloud.client("dynamodb")
+    table = moto_cloud.created.table
+    kept = {
+        "PK": {"S": "T#acme#X"},
+        "SK": {"S": "1"},
+        "n": {"N": "1"},
+        "b": {"B": b"\x00\xff"},
+        "GSI1PK": {"S": "T#acme#BY"},
+        "GSI1SK": {"S": "one"},
+    }
+    ddb.put_item(TableName=table, Item=kept)
+    bystander = {"PK": {"S": "T#acme#Y"}, "SK": {"S": "1"}, "v": {"S": "untouched"}}
+    ddb.put_item(TableName=table, Item=bystander)
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"PK": kept["PK"], "SK": kept["SK"]},
+                        "UpdateExpression": "SET n = :two, GSI1SK = :two_s",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}, ":two_s": {"S": "two"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {"PK": {"S": "T#acme#Z"}, "SK": {"S": "new"}},
+                    }
+                },
+                {"Delete": {"TableName": table, "Key": {"PK": bystander["PK"], "SK": {"S": "1"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"PK": {"S": "T#acme#MISSING"}, "SK": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                },
+            ]
+        )
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    key = {"PK": kept["PK"], "SK": kept["SK"]}
+    assert ddb.get_item(TableName=table, Key=key)["Item"] == kept
+    new = {"PK": {"S": "T#acme#Z"}, "SK": {"S": "new"}}
+    assert "Item" not in ddb.get_item(TableName=table, Key=new)
+    still = ddb.get_item(TableName=table, Key={"PK": bystander["PK"], "SK": {"S": "1"}})
+    assert still["Item"] == bystander
+    by_index = ddb.query(
+        TableName=table,
+        IndexName="GSI1",
+        KeyConditionExpression="GSI1PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": "T#acme#BY"}},
+    )["Items"]
+    assert [i["GSI1SK"]["S"] for i in by_index] == ["one"]
+
+
+def test_a_cancelled_transaction_does_not_swap_in_a_copy_of_the_table(
+    moto_cloud: MotoCloud,
+) -> None:
+    """moto's own rollback replaces the table with a deep copy taken before the transaction
+    (cost: the whole table, per item); the patched one restores items in the same table."""
+    import pytest
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    table = moto_cloud.created.table
+    before = backend.tables[table]
+    with pytest.raises(ClientError):
+        moto_cloud.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"PK": {"S": "T#acme#MISSING"}, "SK": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                }
+            ]
+        )
+    assert backend.tables[table] is before

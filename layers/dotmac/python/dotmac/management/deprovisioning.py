@@ -8,7 +8,6 @@ failure before the purge leaves the tenant's data untouched, DEPROVISIONING, wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from dotmac.core.tenancy import platform_key
@@ -20,10 +19,11 @@ from dotmac.management.provisioning import (
     StepFailedError,
     TransientStepError,
     guarded,
+    stage_transition,
     step_record,
     system_context,
 )
-from dotmac.management.repository import TenantStatus, cached_tenants, get_tenant_item, index_keys
+from dotmac.management.repository import TenantStatus, cached_tenants, get_tenant_item
 
 Step = Callable[[str, str, dict[str, Any]], None]
 
@@ -64,21 +64,18 @@ def purge(tenant_id: str, execution: str, event: dict[str, Any]) -> None:
 def release(tenant_id: str, execution: str, event: dict[str, Any]) -> None:
     """Give the subdomain back and close the tenant: DEPROVISIONED."""
     item = _deprovisioning(tenant_id)
-    done = TenantStatus.DEPROVISIONED.value
     uow = UnitOfWork(system_context(execution))
     uow.delete(SubdomainItem(platform_key("SUBDOMAIN", tenant_id), SUBDOMAIN_SK))
-    uow.update(
+    stage_transition(
+        uow,
         item,
-        actions=[
-            TenantItem.status.set(done),
-            TenantItem.GSI1SK.set(index_keys(tenant_id, done, None)["GSI1SK"]),
+        TenantStatus.DEPROVISIONED,
+        also=(
             TenantItem.apps.remove(),
             TenantItem.licence_id.remove(),
             TenantItem.licence_expires_at.remove(),
-            TenantItem.updated_at.set(datetime.now(UTC)),
-        ],
+        ),
     )
-    metrics.stage_tenant_state(uow, item.status, done)
     for app in sorted(item.apps or ()):
         metrics.stage_subscription(uow, app, -1)
     uow.put(step_record(tenant_id, "release", execution))

@@ -9,9 +9,10 @@ unknown tenant, an expired licence or a counter that cannot be read refuses the 
 Stock limits (customers, users, devices, service plans) are counted in the same
 transaction as the item they count. Going over a limit opens a 24 h grace period
 (`exceeded_at`); after it, further growth is refused with 403 PLAN_LIMIT_EXCEEDED until
-usage is back under the limit. API calls are counted per UTC hour, in leases of
-`API_CALL_LEASE` per container; over the hourly quota, mutations are refused once the
-grace period has run out (reads keep working so a tenant can still see its data).
+usage is back under the limit. API calls are counted per UTC hour, in leases of 1% of the
+quota (at least 10) per container, so a busy container writes once per lease; over the
+hourly quota, mutations are refused once the grace period has run out (reads keep working
+so a tenant can still see its data).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from dotmac.management.models import UsageItem
 
 API_CALLS = "api_calls"
-API_CALL_LEASE = 10
+MIN_API_CALL_LEASE = 10
 USAGE_PARTITION = "USAGE"
 
 
@@ -166,8 +167,8 @@ def hour_of(instant: float) -> str:
 class ApiCallMeter:
     """Counts a tenant's API calls per UTC hour in leases (one write per lease per container)."""
 
-    def __init__(self, lease: int = API_CALL_LEASE) -> None:
-        self.lease = lease
+    def __init__(self, minimum_lease: int = MIN_API_CALL_LEASE) -> None:
+        self.minimum_lease = minimum_lease
         self._left: dict[tuple[str, str], int] = {}
         self._over: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
@@ -178,24 +179,26 @@ class ApiCallMeter:
         key = (ctx.tenant_id, hour_of(instant))
         granted = entitlements(ctx.tenant_id)
         limit = granted.limit("api_calls_per_hour")
+        lease = max(self.minimum_lease, limit // 100)
         with self._lock:
             if self._left.get(key, 0) <= 0:
-                total = self._lease(ctx, key[1], instant)
+                total = self._lease(ctx, key[1], instant, lease)
                 self._left = {k: v for k, v in self._left.items() if k[1] == key[1]}
-                self._left[key] = self.lease
+                self._left[key] = lease
                 self._over[key] = limit != UNLIMITED and total > limit
             self._left[key] -= 1
             over = self._over.get(key, False)
         if over and mutation:
             self._enforce(ctx, limit, instant)
 
-    def _lease(self, ctx: TenantContext, hour: str, instant: float) -> int:
+    @staticmethod
+    def _lease(ctx: TenantContext, hour: str, instant: float, lease: int) -> int:
         from dotmac.management.models import UsageItem
 
         item = _counter(ctx, f"{API_CALLS}#{hour}")
         item.update(
             actions=[
-                UsageItem.used.add(self.lease),
+                UsageItem.used.add(lease),
                 UsageItem.kind.set(UsageItem.entity),
                 # Hourly counters expire two days after their hour.
                 UsageItem.expires_at.set(int(instant) + 2 * 24 * 3600),

@@ -116,6 +116,31 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def stage_transition(
+    uow: UnitOfWork,
+    item: TenantItem,
+    target: TenantStatus,
+    *,
+    also: tuple[Any, ...] = (),
+    condition: Any = None,
+) -> None:
+    """Stage a tenant's move to `target` (status, its GSI1 listing key, the state
+    aggregates) plus the `also` update actions, all in `uow`'s transaction."""
+    tenant_id = item.PK.split("#", 1)[1]
+    listing = index_keys(tenant_id, target.value, None)["GSI1SK"]
+    uow.update(
+        item,
+        actions=[
+            TenantItem.status.set(target.value),
+            TenantItem.GSI1SK.set(listing),
+            TenantItem.updated_at.set(now_utc()),
+            *also,
+        ],
+        condition=condition,
+    )
+    metrics.stage_tenant_state(uow, item.status, target.value)
+
+
 def step_record(
     tenant_id: str, name: str, execution: str, outcome: str = "ok", detail: str | None = None
 ) -> LifecycleStepItem:
@@ -227,17 +252,12 @@ def create_tenant(request: ProvisioningRequest, execution: str, event: dict[str,
     if item.status == TenantStatus.PROVISIONING.value:
         return
     uow = UnitOfWork(system_context(execution))
-    keys = index_keys(request.tenant_id, TenantStatus.PROVISIONING.value, request.partner_id)
-    uow.update(
+    stage_transition(
+        uow,
         item,
-        actions=[
-            TenantItem.status.set(TenantStatus.PROVISIONING.value),
-            TenantItem.GSI1SK.set(keys["GSI1SK"]),
-            TenantItem.updated_at.set(now_utc()),
-        ],
+        TenantStatus.PROVISIONING,
         condition=TenantItem.status == TenantStatus.REQUESTED.value,
     )
-    metrics.stage_tenant_state(uow, TenantStatus.REQUESTED.value, TenantStatus.PROVISIONING.value)
     _record(uow, request, "create_tenant", execution)
     uow.audit("platform.tenant.provision", "tenant", request.tenant_id)
     uow.commit()
@@ -368,20 +388,14 @@ def activate(request: ProvisioningRequest, execution: str, event: dict[str, Any]
     item = _owned(request)
     if item.status == TenantStatus.ACTIVE.value:
         return
-    now = now_utc()
     uow = UnitOfWork(system_context(execution))
-    keys = index_keys(request.tenant_id, TenantStatus.ACTIVE.value, request.partner_id)
-    uow.update(
+    stage_transition(
+        uow,
         item,
-        actions=[
-            TenantItem.status.set(TenantStatus.ACTIVE.value),
-            TenantItem.GSI1SK.set(keys["GSI1SK"]),
-            TenantItem.provisioned_at.set(now),
-            TenantItem.updated_at.set(now),
-        ],
+        TenantStatus.ACTIVE,
+        also=(TenantItem.provisioned_at.set(now_utc()),),
         condition=TenantItem.status == TenantStatus.PROVISIONING.value,
     )
-    metrics.stage_tenant_state(uow, TenantStatus.PROVISIONING.value, TenantStatus.ACTIVE.value)
     _record(uow, request, "activate", execution)
     uow.audit("platform.tenant.activate", "tenant", request.tenant_id)
     uow.commit()
@@ -473,20 +487,17 @@ def compensate(request: ProvisioningRequest, execution: str, event: dict[str, An
         condition=SubdomainItem.PK.does_not_exist()
         | (SubdomainItem.tenant_id == request.tenant_id),
     )
-    failed = TenantStatus.FAILED.value
-    uow.update(
+    stage_transition(
+        uow,
         item,
-        actions=[
-            TenantItem.status.set(failed),
-            TenantItem.GSI1SK.set(index_keys(request.tenant_id, failed, None)["GSI1SK"]),
+        TenantStatus.FAILED,
+        also=(
             TenantItem.failure_reason.set(reason),
             TenantItem.apps.remove(),
             TenantItem.licence_id.remove(),
             TenantItem.licence_expires_at.remove(),
-            TenantItem.updated_at.set(now_utc()),
-        ],
+        ),
     )
-    metrics.stage_tenant_state(uow, item.status, failed)
     for app in apps:
         metrics.stage_subscription(uow, app, -1)
     uow.put(step_record(request.tenant_id, "compensate", execution, "compensated", reason))

@@ -17,7 +17,7 @@ from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.management import catalog, metrics
 from dotmac.management.models import TENANT_SK, LifecycleStepItem, TenantItem
-from dotmac.management.provisioning import ProvisioningRequest, step_record
+from dotmac.management.provisioning import ProvisioningRequest, stage_transition, step_record
 from dotmac.management.repository import (
     TenantStatus,
     cached_tenants,
@@ -134,16 +134,10 @@ def _start(
         tenant_id = item.PK.split("#", 1)[1]
         fresh = get_tenant_item(tenant_id)
         uow = UnitOfWork(ctx)
-        failed = TenantStatus.FAILED.value
-        uow.update(
-            fresh,
-            actions=[
-                TenantItem.status.set(failed),
-                TenantItem.GSI1SK.set(index_keys(tenant_id, failed, None)["GSI1SK"]),
-                TenantItem.failure_reason.set(f"the {machine} workflow did not start"),
-            ],
+        reason = f"the {machine} workflow did not start"
+        stage_transition(
+            uow, fresh, TenantStatus.FAILED, also=(TenantItem.failure_reason.set(reason),)
         )
-        metrics.stage_tenant_state(uow, fresh.status, failed)
         uow.audit("platform.tenant.fail", "tenant", tenant_id)
         uow.commit()
         raise DotmacError("the workflow could not be started") from exc
@@ -221,17 +215,15 @@ def change_status(
             f"cannot {transition} a tenant that is {item.status}", code="INVALID_STATE"
         )
     uow = UnitOfWork(ctx)
-    uow.update(
+    stage_transition(
+        uow,
         item,
-        actions=[
-            TenantItem.status.set(target.value),
-            TenantItem.GSI1SK.set(index_keys(tenant_id, target.value, None)["GSI1SK"]),
+        target,
+        also=(
             TenantItem.status_reason.set(reason or transition),
             TenantItem.execution_arn.set(run),
-            TenantItem.updated_at.set(datetime.now(UTC)),
-        ],
+        ),
     )
-    metrics.stage_tenant_state(uow, item.status, target.value)
     execution_name = run.rsplit(":", 1)[-1]
     uow.put(step_record(tenant_id, transition, execution_name, detail=reason or None))
     uow.audit(f"platform.tenant.{transition}", "tenant", tenant_id, before={"status": item.status})
