@@ -118,7 +118,7 @@ def uninstall() -> None:
     for name, original in _originals.items():
         if name == "backend.transact_write_items":
             DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
-            dynamodb_models.copy = copy  # type: ignore[assignment]
+            dynamodb_models.copy = copy
         else:
             setattr(DynamoHandler, name, original)
     _originals.clear()
