@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +26,7 @@ def _timed(fn: Callable[[], Any], n: int = N) -> float:
 
 
 def run() -> dict[str, Any]:
-    import botocore.client
-    from stack import seeded_stack
+    from stack import counted_aws_calls, seeded_stack
 
     from devcloud import registry, seed
     from devcloud.gateway import Gateway
@@ -37,13 +35,6 @@ def run() -> dict[str, Any]:
     from dotmac.identity.authorizer import authorize_token
     from dotmac.identity.repository import UserRepository
     from infra.resources import STACK
-
-    calls: Counter[str] = Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self: Any, operation: str, params: Any) -> Any:
-        calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
-        return original(self, operation, params)
 
     with seeded_stack():
         # The bench measures overhead, not the limiter's refusals.
@@ -63,8 +54,7 @@ def run() -> dict[str, Any]:
         header = f"Bearer {token}"
         context = authorize_token(header)  # cold: loads keys, tenant, user state
         user_id = context["sub"]
-        botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
-        try:
+        with counted_aws_calls() as calls:
             authorizer_seconds = _timed(lambda: authorize_token(header))
             authorizer_calls = sum(calls.values())
             calls.clear()
@@ -75,8 +65,6 @@ def run() -> dict[str, Any]:
             repo = UserRepository(TenantContext("abc-corp", user_id))
             bare = _timed(lambda: repo.get(user_id))
             bare_calls = {k: v / N for k, v in calls.items()}
-        finally:
-            botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
     return {
         "authorizer_us": authorizer_seconds * 1e6,
         "authorizer_aws_calls_warm": authorizer_calls,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
 from typing import Any
 
 SIZES = (1, 10, 100)
@@ -43,42 +42,30 @@ def _provision_one(name: str) -> float:
 
 
 def run() -> dict[str, Any]:
-    import botocore.client
-    from stack import seeded_stack
-
-    calls: Counter[str] = Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self: Any, operation: str, params: Any) -> Any:
-        calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
-        return original(self, operation, params)
+    from stack import counted_aws_calls, seeded_stack
 
     rows: list[dict[str, Any]] = []
-    with seeded_stack():
-        botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
-        try:
-            for size in SIZES:
-                calls.clear()
-                times = [_provision_one(f"bench-{size}-{i:03d}") for i in range(size)]
-                ours = {
-                    k: round(v / size, 1)
-                    for k, v in calls.items()
-                    if not k.startswith("stepfunctions:DescribeExecution")
+    with seeded_stack(), counted_aws_calls() as calls:
+        for size in SIZES:
+            calls.clear()
+            times = [_provision_one(f"bench-{size}-{i:03d}") for i in range(size)]
+            ours = {
+                k: round(v / size, 1)
+                for k, v in calls.items()
+                if not k.startswith("stepfunctions:DescribeExecution")
+            }
+            rows.append(
+                {
+                    "tenants": size,
+                    "mean_s": statistics.mean(times),
+                    "p50_s": statistics.median(times),
+                    "max_s": max(times),
+                    "total_s": sum(times),
+                    "first10_mean_s": statistics.mean(times[:10]),
+                    "last10_mean_s": statistics.mean(times[-10:]),
+                    "aws_calls_per_tenant": ours,
                 }
-                rows.append(
-                    {
-                        "tenants": size,
-                        "mean_s": statistics.mean(times),
-                        "p50_s": statistics.median(times),
-                        "max_s": max(times),
-                        "total_s": sum(times),
-                        "first10_mean_s": statistics.mean(times[:10]),
-                        "last10_mean_s": statistics.mean(times[-10:]),
-                        "aws_calls_per_tenant": ours,
-                    }
-                )
-        finally:
-            botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+            )
     largest = rows[-1]
     return {
         "goal_s": GOAL_SECONDS,

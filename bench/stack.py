@@ -4,8 +4,10 @@ every Lambda dispatched to its real handler, DynamoDB writes atomic, demo data s
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 STAGE = "bench"
 
@@ -41,3 +43,22 @@ def seeded_stack() -> Iterator[None]:
         finally:
             lambda_dispatch.uninstall()
             dynamodb_atomicity.uninstall()
+
+
+@contextmanager
+def counted_aws_calls() -> Iterator[Counter[str]]:
+    """Count every AWS call any botocore client makes (`service:Operation`), while inside."""
+    import botocore.client
+
+    calls: Counter[str] = Counter()
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self: Any, operation: str, params: Any) -> Any:
+        calls[f"{self.meta.service_model.service_name}:{operation}"] += 1
+        return original(self, operation, params)
+
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
