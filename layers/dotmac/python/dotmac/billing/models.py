@@ -3,6 +3,7 @@
 | item | PK | SK |
 |---|---|---|
 | billing account | `T#<tid>#BILLING` | `ACCOUNT` |
+| document number sequence | `T#<tid>#BILLING` | `SEQ#<prefix>#<year>` |
 """
 
 from __future__ import annotations
@@ -34,3 +35,11 @@ class BillingAccountItem(TableItem):
     billing_email = UnicodeAttribute(null=True)
     opened_at = UTCDateTimeAttribute()
     version = VersionAttribute()
+
+
+class SequenceItem(TableItem):
+    """The last number a tenant issued in one gapless sequence (e.g. invoices of 2026)."""
+
+    entity: ClassVar[str] = "sequence"
+
+    last = NumberAttribute(default=0)

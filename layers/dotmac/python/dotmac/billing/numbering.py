@@ -1,0 +1,64 @@
+"""Per-tenant gapless document numbers (`INV-2026-000123`), never timestamps.
+
+A number is taken inside the transaction that writes the document: the sequence item moves
+from the value read to the next one only if nobody moved it meanwhile, so a number is used
+exactly when its document is committed. A cancelled transaction uses no number (no gap), and
+two writers racing for the same number cannot both commit (the loser retries with the next).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from dotmac.core.errors import ConflictError
+from dotmac.core.tenancy import TenantContext
+from dotmac.core.unit_of_work import UnitOfWork
+
+PARTITION = "BILLING"
+ATTEMPTS = 20
+T = TypeVar("T")
+
+
+def sequence_key(prefix: str, year: int) -> str:
+    return f"SEQ#{prefix}#{year}"
+
+
+def format_number(prefix: str, year: int, number: int) -> str:
+    """`INV-2026-000123`: the prefix, the year and six digits (more once past 999,999)."""
+    return f"{prefix}-{year}-{number:06d}"
+
+
+def stage_next_number(uow: UnitOfWork, ctx: TenantContext, prefix: str, year: int) -> str:
+    """Stage taking the next number of the tenant's `prefix` sequence for `year` into `uow`
+    (one consistent GetItem now; the conditional update commits with the document)."""
+    from dotmac.billing.models import SequenceItem
+    from dotmac.core.model import ensure_bound
+
+    ensure_bound()
+    pk, sk = ctx.key(PARTITION), sequence_key(prefix, year)
+    try:
+        last = int(SequenceItem.get(pk, sk, consistent_read=True).last)
+    except SequenceItem.DoesNotExist:
+        last = 0
+    unchanged = SequenceItem.last.does_not_exist() if last == 0 else SequenceItem.last == last
+    uow.update(
+        SequenceItem(pk, sk),
+        actions=[SequenceItem.last.set(last + 1), SequenceItem.kind.set(SequenceItem.entity)],
+        condition=unchanged,
+    )
+    return format_number(prefix, year, last + 1)
+
+
+def with_next_number(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:
+    """Run `attempt` (which stages a number and commits) again, after a short jittered
+    back-off, while it loses a race; `attempt` should check its own document is new first
+    (its ConflictError looks the same as a lost race)."""
+    for tries in range(attempts - 1):
+        try:
+            return attempt()
+        except ConflictError:
+            time.sleep(random.uniform(0, 0.002 * 2 ** min(tries, 6)))  # noqa: S311 - jitter
+    return attempt()
