@@ -129,7 +129,10 @@ HTTP_APPS = ("identity", "management", "billing", "isp", "crm", "commerce", "pro
 
 STACK = Stack(
     table=TABLE,
-    queues=(Queue("notifications", visibility_timeout=60),),
+    queues=(
+        Queue("notifications", visibility_timeout=60),
+        Queue("billing-jobs", visibility_timeout=120),
+    ),
     buckets=(Bucket("objects"),),
     kms_key_alias="pii",
     http_apps=HTTP_APPS,
@@ -150,6 +153,13 @@ STACK = Stack(
             handler="lifecycle_step",
             timeout=300,
             memory=1024,
+        ),
+        Function(
+            name="invoice-worker",
+            app="workers",
+            handler="run_billing_jobs",
+            timeout=100,
+            queue_triggers=(QueueTrigger("billing-jobs", batch_size=10),),
         ),
         Function(
             name="dlq-monitor",

@@ -4,7 +4,7 @@ from typing import Any
 
 from chalice import Chalice
 
-from dotmac.core.workers import batch_handler, scheduled_handler
+from dotmac.core.workers import batch_handler, counted_batch_handler, scheduled_handler
 
 app = Chalice(app_name="dotmac-workers")
 
@@ -23,3 +23,11 @@ def monitor_dead_letter_queues(event: dict[str, Any], context: Any) -> dict[str,
     from dotmac.core.queues import dead_letter_depths
 
     return scheduled_handler(event, context, dead_letter_depths)
+
+
+@app.lambda_function(name="run_billing_jobs")
+def run_billing_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS `billing-jobs` -> one invoice per (tenant, period), reporting partial failures."""
+    from dotmac.billing.runs import work
+
+    return counted_batch_handler(event, context, work)

@@ -36,6 +36,7 @@ def test_ready_lists_every_dependency_as_ok(local_stack: LocalStack) -> None:
         "table:dotmac-e2e-main",
         "bucket:dotmac-e2e-objects",
         "queue:dotmac-e2e-notifications",
+        "queue:dotmac-e2e-billing-jobs",
     }
     assert all(check["status"] == "ok" for check in body["checks"].values())
     for probe in ("live", "startup"):

@@ -23,6 +23,7 @@ def test_every_app_is_ready_when_its_dependencies_answer(moto_cloud: MotoCloud, 
         "table:dotmac-test-main",
         "bucket:dotmac-test-objects",
         "queue:dotmac-test-notifications",
+        "queue:dotmac-test-billing-jobs",
     }
     assert all(c["status"] == "ok" for c in checks.values())
 

@@ -37,7 +37,9 @@ def test_boto3_invoke_reaches_the_real_handler(moto_cloud: MotoCloud) -> None:
         FunctionName=physical(STAGE, "dlq-monitor"), Payload=json.dumps(event)
     )
     assert "FunctionError" not in response
-    assert json.loads(response["Payload"].read()) == {"dead_letters": {"notifications": 0}}
+    assert json.loads(response["Payload"].read()) == {
+        "dead_letters": {"notifications": 0, "billing-jobs": 0}
+    }
 
 
 def test_handler_errors_come_back_as_lambda_function_errors(moto_cloud: MotoCloud) -> None:
@@ -86,4 +88,6 @@ def test_step_functions_task_invokes_the_real_handler(moto_cloud: MotoCloud) -> 
             break
         time.sleep(0.1)
     assert described["status"] == "SUCCEEDED", described
-    assert json.loads(described["output"]) == {"dead_letters": {"notifications": 0}}
+    assert json.loads(described["output"]) == {
+        "dead_letters": {"notifications": 0, "billing-jobs": 0}
+    }

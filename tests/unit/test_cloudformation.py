@@ -123,7 +123,7 @@ def test_functions_may_assume_the_tenant_scoped_role(template: dict[str, Any]) -
 
 def test_every_queue_has_a_dead_letter_queue_with_a_redrive_policy(big_stack: Stack) -> None:
     queues = _resources(render(big_stack), "AWS::SQS::Queue")
-    assert len(queues) == 2 * len(big_stack.queues) == 4
+    assert len(queues) == 2 * len(big_stack.queues)
     for queue in big_stack.queues:
         dlq_id = resource_id(queue.dlq_name, "queue")
         properties = queues[resource_id(queue.name, "queue")]
@@ -351,7 +351,7 @@ def test_queue_triggers_are_event_source_mappings_with_partial_batch_responses(
 ) -> None:
     mappings = _resources(render(big_stack), "AWS::Lambda::EventSourceMapping").values()
     triggers = [(f, t) for f in big_stack.functions for t in f.queue_triggers]
-    assert len(mappings) == len(triggers) == 2
+    assert len(mappings) == len(triggers) >= 2
     for function, trigger in triggers:
         (mapping,) = [
             m for m in mappings if m["FunctionName"] == ref(resource_id(function.name, "function"))

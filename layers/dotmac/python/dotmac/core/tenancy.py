@@ -18,6 +18,7 @@ KEY_SEPARATOR = "#"
 PLATFORM_PREFIXES = frozenset(
     {
         "TENANT",
+        "BILLRUN",
         "APP",
         "PLAN",
         "SUBDOMAIN",

@@ -13,6 +13,14 @@ def batch_handler(
 ) -> dict[str, Any]:
     """Run `handle_body` on each SQS record's JSON body; failed records are reported back
     (`batchItemFailures`) so only they return to the queue and, after maxReceiveCount, the DLQ."""
+    return counted_batch_handler(event, context, lambda body, _: handle_body(body))
+
+
+def counted_batch_handler(
+    event: dict[str, Any], context: Any, handle: Callable[[dict[str, Any], int], None]
+) -> dict[str, Any]:
+    """`batch_handler` for jobs that need to know which delivery this is: `handle(body,
+    receive_count)` (1 on the first delivery), e.g. to give up cleanly on the last one."""
     import json
 
     from aws_lambda_powertools.utilities.batch import (
@@ -25,7 +33,7 @@ def batch_handler(
     logger = get_logger()
 
     def record_handler(record: SQSRecord) -> None:
-        handle_body(json.loads(record.body))
+        handle(json.loads(record.body), int(record.attributes.approximate_receive_count or 1))
 
     processor = BatchProcessor(event_type=EventType.SQS)
     result = process_partial_response(

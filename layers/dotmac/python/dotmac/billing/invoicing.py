@@ -1,0 +1,326 @@
+"""The platform's invoices to its tenants: one per (tenant, period), exactly once.
+
+A tenant's invoice has a line per app it subscribed to during the period, at its plan's
+price, prorated by the days each subscription was active under each plan (from the
+subscription change log). The invoice, its per-period guard, its gapless number and the
+run's bookkeeping commit in one transaction, so however often a job is delivered, or a
+worker dies mid-batch, a period is invoiced once and counted once.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from dotmac.billing import numbering
+from dotmac.billing.money import Money
+from dotmac.billing.pricing import InvoiceLine, InvoiceTotals, TaxRate, price_invoice, prorate
+from dotmac.core.errors import ConflictError, FieldError, ValidationError
+from dotmac.core.tenancy import TenantContext, platform_key
+from dotmac.core.unit_of_work import UnitOfWork
+from dotmac.management import catalog
+
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+WORKER = "billing"
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """`YYYY-MM` as [first day, first day of the next month)."""
+    match = PERIOD.fullmatch(period)
+    if not match:
+        raise ValidationError("invalid period", details=[FieldError("period", "YYYY-MM")])
+    year, month = int(match[1]), int(match[2])
+    start = date(year, month, 1)
+    return start, start + timedelta(days=calendar.monthrange(year, month)[1])
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An app billed under one plan for [start, end)."""
+
+    app: str
+    plan: str
+    start: date
+    end: date
+
+
+def _day(at: datetime) -> date:
+    return at.astimezone(UTC).date()
+
+
+def segments(events: list[Any], current_plan: str, start: date, end: date) -> list[Segment]:
+    """Which app was subscribed under which plan, when, within [start, end) — from the
+    subscription change log (oldest first)."""
+    changes = [e for e in events if e.action == "plan_changed" and start <= _day(e.at) < end]
+    later_change = next(
+        (e for e in events if e.action == "plan_changed" and _day(e.at) >= end), None
+    )
+    plan_at_end = later_change.previous_plan if later_change else current_plan
+    # Plan intervals inside the period, walking back from the plan at its end.
+    bounds = [start, *(_day(e.at) for e in changes), end]
+    plans = [*(e.previous_plan for e in changes), plan_at_end]
+    plan_spans = [(plans[i], bounds[i], bounds[i + 1]) for i in range(len(plans))]
+
+    active: dict[str, date] = {}
+    app_spans: list[tuple[str, date, date]] = []
+    for event in events:
+        day = _day(event.at)
+        if event.action == "subscribed" and event.app not in active and day < end:
+            active[event.app] = max(day, start)
+        elif event.action == "unsubscribed" and event.app in active:
+            began = active.pop(event.app)
+            if day > start:
+                app_spans.append((event.app, began, min(day, end)))
+    app_spans.extend((app, began, end) for app, began in active.items())
+
+    found = []
+    for app, a_start, a_end in app_spans:
+        for plan, p_start, p_end in plan_spans:
+            s, e = max(a_start, p_start), min(a_end, p_end)
+            if s < e and plan:
+                found.append(Segment(app, plan, s, e))
+    return sorted(found, key=lambda seg: (seg.app, seg.start))
+
+
+def lines_for(found: list[Segment], start: date, end: date) -> list[InvoiceLine]:
+    """One line per (app, plan) segment at the plan's monthly price, prorated by days."""
+    lines = []
+    for seg in found:
+        plan = catalog.PLANS[seg.plan]
+        price = Money(plan.monthly_price_per_app, plan.currency)
+        days = (seg.end - seg.start).days
+        lines.append(
+            InvoiceLine(
+                description=(
+                    f"{catalog.APPS[seg.app].name} — {plan.name}, {seg.start:%d %b} to "
+                    f"{seg.end - timedelta(days=1):%d %b} ({days}/{(end - start).days} days)"
+                ),
+                quantity=Decimal(1),
+                unit_price=prorate(price, seg.start, seg.end, start, end),
+            )
+        )
+    return lines
+
+
+def _money_text(money: Money) -> str:
+    return str(money.amount)
+
+
+def invoice_view(item: Any) -> dict[str, Any]:
+    """The API's view of an invoice."""
+    return {
+        "number": item.SK,
+        "period": item.period,
+        "status": item.status,
+        "currency": item.currency,
+        "issued_on": item.issued_on,
+        "due_on": item.due_on,
+        "subtotal": item.subtotal,
+        "discount_total": item.discount_total,
+        "tax_total": item.tax_total,
+        "total": item.total,
+        "balance": item.balance,
+        "lines": item.lines,
+        "tax_lines": item.tax_lines,
+    }
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What invoicing a tenant for a period did."""
+
+    number: str | None  # None: nothing to bill
+    created: bool
+
+
+def _existing(ctx: TenantContext, period: str) -> str | None:
+    from dotmac.billing.models import InvoicePeriodItem
+
+    try:
+        return str(
+            InvoicePeriodItem.get(
+                ctx.key("INVOICE_PERIOD"), period, consistent_read=True
+            ).invoice_number
+        )
+    except InvoicePeriodItem.DoesNotExist:
+        return None
+
+
+def _totals(
+    ctx: TenantContext, lines: list[InvoiceLine], currency: str
+) -> tuple[Any, InvoiceTotals]:
+    from dotmac.billing.models import ACCOUNT_SK, BillingAccountItem
+
+    try:
+        account = BillingAccountItem.get(ctx.key("BILLING"), ACCOUNT_SK, consistent_read=True)
+    except BillingAccountItem.DoesNotExist:
+        account = None
+    rates = [
+        TaxRate(str(r["name"]), Decimal(str(r["rate"])), bool(r.get("compound", False)))
+        for r in ((account.tax_rates if account else None) or [])
+    ]
+    inclusive = bool(account.tax_inclusive) if account else False
+    return account, price_invoice(lines, rates, inclusive=inclusive, currency=currency)
+
+
+def stage_job_done(uow: UnitOfWork, run_id: str, tenant_id: str, number: str | None) -> None:
+    """Stage PENDING -> DONE for the tenant's job and count it on the run (once)."""
+    from dotmac.billing.models import BillingJobItem, BillingRunItem
+
+    pk = platform_key("BILLRUN", run_id)
+    uow.update(
+        BillingJobItem(pk, f"JOB#{tenant_id}"),
+        actions=[
+            BillingJobItem.status.set("DONE"),
+            BillingJobItem.invoice_number.set(number or "-"),
+        ],
+        condition=BillingJobItem.status == "PENDING",
+    )
+    uow.update(
+        BillingRunItem(pk, "META"),
+        actions=[BillingRunItem.done.add(1)],
+    )
+
+
+def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) -> Issued:
+    """Issue the tenant's invoice for `period` unless it exists (then change nothing)."""
+    from dotmac.billing.models import InvoiceItem, InvoicePeriodItem
+    from dotmac.core.model import ensure_bound
+    from dotmac.management.models import SubscriptionEventItem
+    from dotmac.management.repository import get_tenant_item
+
+    ensure_bound()
+    start, end = period_bounds(period)
+    ctx = TenantContext(tenant_id, WORKER, request_id=f"billing-{run_id or period}")
+    tenant = get_tenant_item(tenant_id)
+    if (number := _existing(ctx, period)) is not None:
+        ensure_documents(ctx, number, tenant.name)
+        return Issued(number, created=False)
+    events = sorted(
+        SubscriptionEventItem.query(ctx.key("SUBSCRIPTION_EVENT"), consistent_read=True),
+        key=lambda e: e.SK,
+    )
+    plan = catalog.PLANS[tenant.plan]
+    lines = lines_for(segments(events, tenant.plan, start, end), start, end)
+    account, totals = _totals(ctx, lines, plan.currency)
+    issued_on = datetime.now(UTC).date()
+    due_on = issued_on + timedelta(days=int(account.payment_terms_days) if account else 30)
+
+    def attempt() -> Issued:
+        if (found := _existing(ctx, period)) is not None:
+            return Issued(found, created=False)
+        uow = UnitOfWork(ctx)
+        number = numbering.stage_next_number(uow, ctx, "INV", start.year)
+        uow.put(
+            InvoicePeriodItem(ctx.key("INVOICE_PERIOD"), period, invoice_number=number),
+            condition=InvoicePeriodItem.PK.does_not_exist(),
+        )
+        uow.put(
+            InvoiceItem(
+                ctx.key("INVOICE"),
+                number,
+                period=period,
+                status="OPEN" if not totals.total.is_zero() else "PAID",
+                currency=plan.currency,
+                issued_on=issued_on.isoformat(),
+                due_on=due_on.isoformat(),
+                subtotal=_money_text(totals.subtotal),
+                discount_total=_money_text(totals.discount_total),
+                tax_total=_money_text(totals.tax_total),
+                total=_money_text(totals.total),
+                balance=_money_text(totals.total),
+                lines=[
+                    {
+                        "description": line.description,
+                        "quantity": str(line.quantity),
+                        "unit_price": _money_text(line.unit_price),
+                        "amount": _money_text(line.amount),
+                    }
+                    for line in lines
+                ],
+                tax_lines=[{"name": n, "amount": _money_text(m)} for n, m in totals.tax_lines],
+                run_id=run_id,
+                created_at=datetime.now(UTC),
+            ),
+            condition=InvoiceItem.PK.does_not_exist(),
+        )
+        if run_id is not None:
+            stage_job_done(uow, run_id, tenant_id, number)
+        uow.audit("billing.invoice.create", "invoice", number, after={"total": str(totals.total)})
+        uow.commit()
+        return Issued(number, created=True)
+
+    try:
+        issued = numbering.with_next_number(attempt)
+    except ConflictError:
+        if (found := _existing(ctx, period)) is None:
+            raise
+        issued = Issued(found, created=False)
+    if issued.number is not None:
+        ensure_documents(ctx, issued.number, tenant.name)
+    return issued
+
+
+def document_of(item: Any, tenant_name: str) -> Any:
+    """The printable form of a stored invoice."""
+    from dotmac.billing.documents import DocumentLine, InvoiceDocument
+
+    def money(text: str) -> Money:
+        return Money(text, item.currency)
+
+    return InvoiceDocument(
+        tenant_id=item.PK.split("#")[1],
+        tenant_name=tenant_name,
+        invoice_number=item.SK,
+        period=item.period,
+        issued_on=date.fromisoformat(item.issued_on),
+        due_on=date.fromisoformat(item.due_on),
+        currency=item.currency,
+        lines=tuple(
+            DocumentLine(
+                line["description"],
+                Decimal(line["quantity"]),
+                money(line["unit_price"]),
+                money(line["amount"]),
+            )
+            for line in item.lines
+        ),
+        subtotal=money(item.subtotal),
+        discount_total=money(item.discount_total),
+        tax_lines=tuple((t["name"], money(t["amount"])) for t in item.tax_lines),
+        total=money(item.total),
+    )
+
+
+def ensure_documents(ctx: TenantContext, number: str, tenant_name: str) -> None:
+    """Store the invoice's JSON and PDF unless they are there (a redelivered job after a
+    crash between the commit and the upload finishes the upload)."""
+    from dotmac.billing import documents
+
+    if not documents.stored(ctx.tenant_id, number):
+        documents.store(document_of(get_invoice(ctx, number), tenant_name))
+
+
+def list_invoices(ctx: TenantContext, page: Any) -> Any:
+    """One page of the tenant's invoices, newest number first: one Query."""
+    from dotmac.billing.models import InvoiceItem
+    from dotmac.core.repository import query_page
+
+    return query_page(InvoiceItem, ctx.key("INVOICE"), page, newest_first=True)
+
+
+def get_invoice(ctx: TenantContext, number: str) -> Any:
+    """One invoice of the caller's tenant (404 otherwise): one GetItem."""
+    from dotmac.billing.models import InvoiceItem
+    from dotmac.core.errors import NotFoundError
+    from dotmac.core.model import ensure_bound
+
+    ensure_bound()
+    try:
+        return InvoiceItem.get(ctx.key("INVOICE"), number)
+    except (InvoiceItem.DoesNotExist, ValidationError) as exc:
+        raise NotFoundError(f"invoice {number} not found") from exc
