@@ -162,6 +162,12 @@ STACK = Stack(
             queue_triggers=(QueueTrigger("billing-jobs", batch_size=10),),
         ),
         Function(
+            name="billing-scheduler",
+            app="workers",
+            handler="start_scheduled_billing",
+            schedule="rate(1 day)",
+        ),
+        Function(
             name="dlq-monitor",
             app="workers",
             handler="monitor_dead_letter_queues",

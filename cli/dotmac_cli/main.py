@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -33,6 +34,8 @@ DEFAULT_EMAIL = "operator@dotmac.example"
 # The local demo operator's password (README); deployed stages set DOTMAC_OPERATOR_PASSWORD.
 DEFAULT_PASSWORD = "DotMac-demo-2026"  # noqa: S105
 TENANTS = "/api/v1/platform/tenants"
+BILLING_RUNS = "/api/v1/platform/billing/runs"
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 PROVISION_STEPS = (
     "validate",
     "reserve_subdomain",
@@ -61,6 +64,8 @@ tenants = typer.Typer(
     help="Provision, inspect, suspend and deprovision tenants.", no_args_is_help=True
 )
 app.add_typer(tenants, name="tenants")
+billing = typer.Typer(help="Start, follow and redrive monthly billing runs.", no_args_is_help=True)
+app.add_typer(billing, name="billing")
 
 
 class Plan(StrEnum):
@@ -502,3 +507,143 @@ def _deprovision_summary(data: Json) -> list[Any]:
         ("tenant", data.get("id")),
         ("export_location", data["attributes"].get("export_location")),
     ]
+
+
+# --- billing runs -----------------------------------------------------------------------------
+
+
+def run_path(run_id: str, action: str = "") -> str:
+    """The URL path of one billing run, or of one of its actions."""
+    path = f"{BILLING_RUNS}/{quote(run_id, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def _period(period: str) -> str:
+    if not PERIOD.fullmatch(period):
+        raise typer.BadParameter(f"{period!r} is not a month as YYYY-MM (e.g. 2026-11)")
+    return period
+
+
+def _run_over(attributes: Json) -> bool:
+    """No invoice left to make (a QUEUED run has not counted its tenants yet)."""
+    return attributes.get("status") != "QUEUED" and not attributes.get("pending")
+
+
+def follow_run(state: State, first: Json, *, timeout: float, interval: float) -> Json:
+    """Poll a billing run, from the answer `first`, until no invoice is pending."""
+    body = first
+    run_id = str(body["data"]["id"])
+    deadline = time.monotonic() + timeout
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=state.out, transient=True, disable=state.as_json) as bar:
+        task = bar.add_task(f"Billing run {run_id}", total=None, done=0, failed=0)
+        while True:
+            attributes: Json = (body.get("data") or {}).get("attributes") or {}
+            done, failed = int(attributes.get("done") or 0), int(attributes.get("failed") or 0)
+            status = str(attributes.get("status"))
+            bar.update(
+                task,
+                total=int(attributes.get("total") or 0),
+                completed=done + failed,
+                description=f"Billing run {run_id} · {status}",
+                done=done,
+                failed=failed,
+            )
+            if _run_over(attributes):
+                return body
+            if time.monotonic() >= deadline:
+                raise CliFailure(
+                    "WAIT_TIMEOUT",
+                    f"billing run {run_id} still {status} ({attributes.get('pending')} pending) "
+                    f"after {timeout:g}s; check later with `dotmac billing show {run_id}`",
+                )
+            time.sleep(interval)
+            body = state.client.get(run_path(run_id)).body
+
+
+def _run_report(state: State, answer: Json, *, wait: bool, timeout: float, interval: float) -> None:
+    """Follow a run (unless not `wait`) and print its figures; exit 1 if invoices failed."""
+    if not wait:
+        _print_run(state, answer, f"follow it with: dotmac billing show {answer['data']['id']}")
+        return
+    final = follow_run(state, answer, timeout=timeout, interval=interval)
+    run_id = final["data"]["id"]
+    attributes = final["data"]["attributes"]
+    failed = int(attributes.get("failed") or 0)
+    if not (failed and state.as_json):  # on failure, --json prints the run through fail()
+        _print_run(state, final)
+    if not failed:
+        return
+    state.note(Text(f"retry the failed invoices with: dotmac billing redrive {run_id}"))
+    total = attributes.get("total")
+    state.fail("INVOICES_FAILED", f"{failed} of {total} invoices failed in {run_id}", body=final)
+
+
+def _print_run(state: State, body: Json, hint: str = "") -> None:
+    if state.as_json:
+        state.emit(body)
+        return
+    data = body["data"]
+    status = render.status(data["attributes"].get("status"))
+    state.out.print(Text.assemble(f"Billing run {data['id']}: ", status))
+    state.out.print(render.run_fields(data))
+    if hint:
+        state.out.print(Text(hint, style="dim"))
+
+
+RunArg = Annotated[str, typer.Argument(metavar="RUN_ID", help="The billing run id.")]
+
+
+@billing.command("run")
+@guarded
+def start_run(
+    ctx: typer.Context,
+    *,
+    period: Annotated[str, typer.Option(callback=_period, help="The month to bill, as YYYY-MM.")],
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Names the run: the same key follows the same run (default: run-PERIOD)."
+        ),
+    ] = None,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    poll_interval: IntervalOption = 0.5,
+) -> None:
+    """Bill every active tenant for a month and follow the run until no invoice is pending."""
+    state = _state(ctx)
+    key = idempotency_key or f"run-{period}"
+    state.note(Text(f"Idempotency-Key: {key} (the same key again follows the same run)"))
+    accepted = state.client.post(BILLING_RUNS, {"period": period}, headers={"Idempotency-Key": key})
+    _run_report(state, accepted.body, wait=wait, timeout=timeout, interval=poll_interval)
+
+
+@billing.command("show")
+@guarded
+def show_run(ctx: typer.Context, run_id: RunArg) -> None:
+    """Show a billing run's figures."""
+    state = _state(ctx)
+    _print_run(state, state.client.get(run_path(run_id)).body)
+
+
+@billing.command("redrive")
+@guarded
+def redrive_run(
+    ctx: typer.Context,
+    *,
+    run_id: RunArg,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    poll_interval: IntervalOption = 0.5,
+) -> None:
+    """Queue a run's failed invoices again and follow the run until none is pending."""
+    state = _state(ctx)
+    answer = state.client.post(run_path(run_id, "redrive"), {})
+    _run_report(state, answer.body, wait=wait, timeout=timeout, interval=poll_interval)

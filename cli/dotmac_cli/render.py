@@ -1,4 +1,4 @@
-"""Rich renderables for tenants, workflow steps and errors."""
+"""Rich renderables for tenants, workflow steps, billing runs and errors."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ STATUS_STYLES = {
     "SUSPENDED": "yellow",
     "DEPROVISIONING": "magenta",
     "DEPROVISIONED": "dim",
+    "COMPLETED": "bold green",
 }
 OUTCOMES = {"ok": ("✓", "green"), "failed": ("✗", "red"), "compensated": ("↩", "yellow")}
 HIDDEN_FIELDS = {"steps"}
@@ -99,6 +100,13 @@ def tenant_fields(data: Json) -> Table:
     rows = [("id", data.get("id"))]
     rows += [(k, v) for k, v in attributes.items() if k not in HIDDEN_FIELDS]
     return fields(rows)
+
+
+def run_fields(data: Json) -> Table:
+    """A billing run's figures: period, status and its invoices done, failed and pending."""
+    attributes: Json = data.get("attributes") or {}
+    keys = ("period", "status", "total", "done", "failed", "pending", "created_at")
+    return fields([("run", data.get("id")), *((k, attributes.get(k)) for k in keys)])
 
 
 def error(exc: ApiError) -> Group:

@@ -31,3 +31,11 @@ def run_billing_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from dotmac.billing.runs import work
 
     return counted_batch_handler(event, context, work)
+
+
+@app.lambda_function(name="start_scheduled_billing")
+def start_scheduled_billing(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Daily: start last month's billing run (once; later days find it started)."""
+    from dotmac.billing.runs import start_scheduled_run
+
+    return scheduled_handler(event, context, start_scheduled_run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from dotmac_cli.main import DEPROVISION_STEPS, PROVISION_STEPS, app
 
 TOKEN = "token-1"
 TENANTS = "/api/v1/platform/tenants"
+RUNS = "/api/v1/platform/billing/runs"
 FAILING_STEP = "subscribe_apps"
 Step = tuple[str, str, str | None]  # (step, outcome, detail) a fake workflow will record
 NEW_RUN = "<a new workflow run starts>"
@@ -108,6 +110,43 @@ class FakeTenant:
         )
 
 
+@dataclass
+class FakeRun:
+    """A billing run: QUEUED on the 202, then one tenant's invoice settles per GET."""
+
+    run_id: str
+    period: str
+    jobs: list[str]  # each tenant's invoice outcome, in order: "ok" or "failed"
+    status: str = "QUEUED"
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+
+    def advance(self) -> None:
+        if self.status == "QUEUED":  # the run counts its tenants before any invoice settles
+            self.status, self.total = "RUNNING", len(self.jobs)
+        elif self.jobs:
+            if self.jobs.pop(0) == "ok":
+                self.done += 1
+            else:
+                self.failed += 1
+
+    def response(self, status: int = 200) -> httpx.Response:
+        over = self.status == "RUNNING" and self.done + self.failed >= self.total
+        attributes = {
+            "period": self.period,
+            "status": "COMPLETED" if over else self.status,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "pending": max(0, self.total - self.done - self.failed),
+            "created_at": "2026-12-01T00:00:00+00:00",
+        }
+        body = envelope(self.run_id, attributes, "billing_run")
+        body["links"]["self"] = f"{RUNS}/{self.run_id}"
+        return httpx.Response(status, json=body)
+
+
 class FakePlatform:
     """The management API contract the CLI codes to, held in memory."""
 
@@ -120,6 +159,9 @@ class FakePlatform:
         self.expires_in = 900
         self.refresh_token = ""
         self.idempotency: dict[str, str] = {}
+        self.runs: dict[str, FakeRun] = {}
+        self.run_jobs = ["ok", "ok", "ok"]  # how the next run's invoices turn out
+        self.redrive_jobs: list[str] = []  # how redriven invoices turn out (default: all ok)
 
     def add(self, tenant_id: str, status: str = "ACTIVE", **extra: Any) -> FakeTenant:
         tenant = FakeTenant(tenant_id, tenant_id.title(), "starter", ["crm"], "a@x.example")
@@ -140,6 +182,8 @@ class FakePlatform:
             return self.refresh(json.loads(request.content))
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return error(401, "UNAUTHORIZED", "missing or invalid token")
+        if path.startswith(RUNS):
+            return self.billing(request)
         if path == TENANTS:
             return self.provision(request) if request.method == "POST" else self.list(request)
         match = re.fullmatch(rf"{TENANTS}/([^/]+)(?:/(\w+))?", path)
@@ -256,6 +300,27 @@ class FakePlatform:
                 tenant.start("DEPROVISIONING", script, "DEPROVISIONED")
             return tenant.response(202)
         return error(404, "NOT_FOUND", f"no action {action}")
+
+    def billing(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == RUNS and request.method == "POST":
+            period = json.loads(request.content)["period"]
+            key = request.headers.get("idempotency-key") or "a-fresh-key"
+            run_id = f"{period}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+            if run_id not in self.runs:  # the same period and key name the same run
+                self.runs[run_id] = FakeRun(run_id, period, list(self.run_jobs))
+            return self.runs[run_id].response(202)
+        match = re.fullmatch(rf"{RUNS}/([^/]+)(/redrive)?", path)
+        run = self.runs.get(match[1]) if match else None
+        if match is None or run is None:
+            return error(404, "NOT_FOUND", f"billing run {path.rsplit('/', 1)[-1]} not found")
+        if match[2] and request.method == "POST":
+            again = self.redrive_jobs or ["ok"] * run.failed
+            run.jobs += again[: run.failed]
+            run.failed = 0
+            return run.response()
+        run.advance()
+        return run.response()
 
 
 @pytest.fixture
@@ -443,6 +508,11 @@ def test_credentials_come_from_the_environment(server: FakePlatform) -> None:
         ["tenants", "deprovision"],
         ["tenants", "suspend", "acme"],
         ["tenants", "nope"],
+        ["billing", "run"],
+        ["billing", "run", "--period", "2026-13"],
+        ["billing", "run", "--period", "2026-1"],
+        ["billing", "run", "--period", "november"],
+        ["billing", "show"],
     ],
 )
 def test_usage_errors_exit_2_without_calling_the_api(server: FakePlatform, args: list[str]) -> None:
@@ -674,3 +744,182 @@ def test_a_cached_token_the_server_refuses_is_replaced(server: FakePlatform, tmp
     )
     assert cached_run(cache, "tenants", "show", "acme").exit_code == 0
     assert server.logins == 1
+
+
+# --- billing runs ---------------------------------------------------------------------------
+
+RUN = ("billing", "run", "--period", "2026-11", "--poll-interval", "0")
+
+
+def only_run(server: FakePlatform) -> FakeRun:
+    (found,) = server.runs.values()
+    return found
+
+
+def test_billing_run_follows_the_run_until_every_invoice_is_made(server: FakePlatform) -> None:
+    result = run(*RUN)
+
+    assert result.exit_code == 0, result.output
+    (post,) = server.calls("POST", RUNS)
+    assert json.loads(post.content) == {"period": "2026-11"}
+    assert post.headers["idempotency-key"] == "run-2026-11"
+    assert "Idempotency-Key: run-2026-11" in result.stdout
+    billed = only_run(server)
+    # the QUEUED answer (no tenants counted yet) is not taken for the end of the run
+    assert len(server.calls("GET", RUNS)) == 1 + 3
+    assert f"Billing run {billed.run_id}: COMPLETED" in result.stdout
+    assert re.search(r"done\s+3\b", result.stdout)
+    assert re.search(r"failed\s+0\b", result.stdout)
+    assert re.search(r"pending\s+0\b", result.stdout)
+    assert "redrive" not in result.output
+
+
+def test_billing_run_again_for_the_same_period_follows_the_same_run(server: FakePlatform) -> None:
+    assert run(*RUN).exit_code == 0
+    result = run(*RUN)
+
+    assert result.exit_code == 0, result.output
+    assert len(server.runs) == 1
+    assert len(server.calls("GET", RUNS)) == 4  # the answer already shows it over: no polling
+    assert "COMPLETED" in result.stdout
+    other = run(*RUN, "--idempotency-key", "second-try")
+    assert other.exit_code == 0, other.output
+    assert server.calls("POST", RUNS)[-1].headers["idempotency-key"] == "second-try"
+    assert len(server.runs) == 2
+
+
+def test_billing_run_shows_a_progress_bar(server: FakePlatform) -> None:
+    result = CliRunner().invoke(app, list(RUN), env={**ENV, "FORCE_COLOR": "1"})  # a terminal
+
+    assert result.exit_code == 0, result.output
+    run_id = only_run(server).run_id
+    assert f"Billing run {run_id} · COMPLETED" in result.stdout
+    assert "3/3" in result.stdout
+    assert "3 done 0 failed" in result.stdout
+
+
+def test_billing_run_with_failed_invoices_exits_1_with_a_redrive_hint(
+    server: FakePlatform,
+) -> None:
+    server.run_jobs = ["ok", "failed", "ok"]
+
+    result = run(*RUN)
+
+    assert result.exit_code == 1
+    run_id = only_run(server).run_id
+    assert re.search(r"failed\s+1\b", result.stdout)
+    assert f"dotmac billing redrive {run_id}" in result.stdout
+    assert f"Error INVOICES_FAILED: 1 of 3 invoices failed in {run_id}" in result.stderr
+
+
+def test_redrive_follows_the_run_again_until_it_is_clean(server: FakePlatform) -> None:
+    server.run_jobs = ["failed", "ok", "failed"]
+    assert run(*RUN).exit_code == 1
+    run_id = only_run(server).run_id
+
+    result = run("billing", "redrive", run_id, "--poll-interval", "0")
+
+    assert result.exit_code == 0, result.output
+    redrive = server.calls("POST", f"{RUNS}/{run_id}/redrive")
+    assert [json.loads(r.content) for r in redrive] == [{}]
+    assert f"Billing run {run_id}: COMPLETED" in result.stdout
+    assert re.search(r"done\s+3\b", result.stdout)
+    assert re.search(r"failed\s+0\b", result.stdout)
+
+
+def test_a_redrive_that_fails_again_exits_1(server: FakePlatform) -> None:
+    server.run_jobs = ["failed", "ok"]
+    server.redrive_jobs = ["failed"]
+    assert run(*RUN).exit_code == 1
+    run_id = only_run(server).run_id
+
+    result = run("--json", "billing", "redrive", run_id, "--poll-interval", "0")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["data"]["attributes"]["failed"] == 1
+    assert f"dotmac billing redrive {run_id}" in result.stderr
+
+
+def test_billing_run_no_wait_does_not_poll(server: FakePlatform) -> None:
+    result = run(*RUN, "--no-wait")
+
+    assert result.exit_code == 0, result.output
+    run_id = only_run(server).run_id
+    assert f"Billing run {run_id}: QUEUED" in result.stdout
+    assert f"dotmac billing show {run_id}" in result.stdout
+    assert not server.calls("GET")
+
+
+def test_redrive_no_wait_does_not_poll(server: FakePlatform) -> None:
+    server.run_jobs = ["failed"]
+    assert run(*RUN).exit_code == 1
+    gets = len(server.calls("GET", RUNS))
+    run_id = only_run(server).run_id
+
+    result = run("billing", "redrive", run_id, "--no-wait")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"pending\s+1\b", result.stdout)
+    assert len(server.calls("GET", RUNS)) == gets
+
+
+def test_billing_run_json_output_is_the_final_run(server: FakePlatform) -> None:
+    result = run("--json", *RUN)
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["data"]["id"] == only_run(server).run_id
+    assert body["data"]["attributes"] == {
+        "period": "2026-11",
+        "status": "COMPLETED",
+        "total": 3,
+        "done": 3,
+        "failed": 0,
+        "pending": 0,
+        "created_at": "2026-12-01T00:00:00+00:00",
+    }
+    assert "Idempotency-Key: run-2026-11" in result.stderr
+
+
+def test_failed_billing_run_json_output_and_exit_code(server: FakePlatform) -> None:
+    server.run_jobs = ["failed", "ok"]
+
+    result = run("--json", *RUN)
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["data"]["attributes"]["failed"] == 1
+    assert "dotmac billing redrive" in result.stderr
+
+
+def test_billing_run_gives_up_after_the_timeout(server: FakePlatform) -> None:
+    result = run(*RUN, "--timeout", "0")
+
+    assert result.exit_code == 1
+    assert "WAIT_TIMEOUT" in result.stderr
+    assert "dotmac billing show" in result.stderr
+
+
+def test_billing_show_prints_the_figures(server: FakePlatform) -> None:
+    server.run_jobs = ["ok", "failed"]
+    assert run(*RUN, "--no-wait").exit_code == 0
+    run_id = only_run(server).run_id
+
+    result = run("billing", "show", run_id)
+    as_json = run("--json", "billing", "show", run_id)
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"period\s+2026-11", result.stdout)
+    assert re.search(r"status\s+RUNNING", result.stdout)
+    assert re.search(r"pending\s+2\b", result.stdout)
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["data"]["attributes"]["done"] == 1
+
+
+def test_billing_show_of_an_unknown_run_renders_the_error(server: FakePlatform) -> None:
+    result = run("billing", "show", "2026-11-nope")
+    as_json = run("--json", "billing", "redrive", "2026-11-nope")
+
+    assert result.exit_code == 1
+    assert "Error 404 NOT_FOUND: billing run 2026-11-nope not found" in result.stderr
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["error"]["code"] == "NOT_FOUND"

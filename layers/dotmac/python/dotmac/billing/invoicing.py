@@ -10,6 +10,7 @@ worker dies mid-batch, a period is invoiced once and counted once.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -206,6 +207,14 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
     )
     plan = catalog.PLANS[tenant.plan]
     lines = lines_for(segments(events, tenant.plan, start, end), start, end)
+    if not lines:  # subscribed to nothing during the period: nothing to invoice
+        if run_id is not None:
+            uow = UnitOfWork(ctx)
+            stage_job_done(uow, run_id, tenant_id, None)
+            uow.audit("billing.invoice.skip", "tenant", tenant_id, after={"period": period})
+            with contextlib.suppress(ConflictError):  # a redelivery: the job is closed already
+                uow.commit()
+        return Issued(None, created=False)
     account, totals = _totals(ctx, lines, plan.currency)
     issued_on = datetime.now(UTC).date()
     due_on = issued_on + timedelta(days=int(account.payment_terms_days) if account else 30)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dotmac.billing import invoicing
@@ -198,3 +198,17 @@ def redrive(ctx: TenantContext, run_id: str) -> int:
             moved += 1
     audit_trail.record(ctx, "billing.run.redrive", "billing_run", run_id, after={"moved": moved})
     return moved
+
+
+def previous_period(today: date) -> str:
+    """The month before `today`'s (platform billing is in arrears)."""
+    last_month_end = today.replace(day=1) - timedelta(days=1)
+    return f"{last_month_end:%Y-%m}"
+
+
+def start_scheduled_run(today: date | None = None) -> dict[str, Any]:
+    """The daily trigger: bill last month once (every later day replays the same run)."""
+    period = previous_period(today or datetime.now(UTC).date())
+    scheduler = TenantContext(PLATFORM_TENANT, "billing-scheduler", request_id=f"run-{period}")
+    run, started = start_run(scheduler, period, f"scheduled-{period}")
+    return {"period": period, "started": started, "total": int(run.total)}
