@@ -23,17 +23,13 @@ dotmac_authorizer = api.authorizer
 AUTH, USERS, ROLES = "/api/v1/auth", "/api/v1/users", "/api/v1/roles"
 
 
-def _source_ip(call: Call) -> str:
-    return str(((call.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown")
-
-
 def _session(call: Call, session: Any) -> Reply:
     return Reply(single(resource("session", "current", session.attributes()), call.request.path))
 
 
 @api.route(f"{AUTH}/login", ["POST"], public=True, absolute=True, summary="Sign in")
 def login(call: Call) -> Reply:
-    ratelimit.hit(ratelimit.LOGIN_PER_IP, _source_ip(call))
+    ratelimit.hit(ratelimit.LOGIN_PER_IP, call.source_ip)
     body = call.body(schemas.LoginRequest)
     host = call.request.headers.get("host")
     return _session(call, service.login(body, host=host, request_id=call.request_id))

@@ -52,10 +52,6 @@ def lifecycle_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return deprovisioning.run_step(event)
 
 
-def _source_ip(call: Call) -> str:
-    return str(((call.request.context or {}).get("identity") or {}).get("sourceIp") or "unknown")
-
-
 def _tenant(call: Call, tenant_id: str, view: dict[str, Any], status: int = 200) -> Reply:
     link = f"{TENANTS}/{tenant_id}"
     headers = {"Location": link} if status == 202 else {}
@@ -79,7 +75,7 @@ def list_plans(call: Call) -> Reply:
 
 @api.route("/api/v1/signup", ["POST"], public=True, absolute=True, summary="Self-service sign-up")
 def signup(call: Call) -> Reply:
-    ratelimit.hit(ratelimit.SIGNUP_PER_IP, _source_ip(call))
+    ratelimit.hit(ratelimit.SIGNUP_PER_IP, call.source_ip)
     body = call.body(schemas.SignupRequest)
     ctx = provisioning.system_context(call.request_id)
     item, _ = service.request_provisioning(ctx, body, call.request.headers.get("idempotency-key"))

@@ -80,6 +80,12 @@ class Call:
     def query(self) -> dict[str, str]:
         return dict(self.request.query_params or {})
 
+    @property
+    def source_ip(self) -> str:
+        """The client's address as the gateway saw it."""
+        identity = (self.request.context or {}).get("identity") or {}
+        return str(identity.get("sourceIp") or "unknown")
+
     def body(self, model: type[ModelT]) -> ModelT:
         """Parse and validate the JSON body; any problem is a 400 with field details."""
         from pydantic import ValidationError as PydanticValidationError

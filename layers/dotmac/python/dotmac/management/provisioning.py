@@ -245,22 +245,40 @@ def reserve_subdomain(request: ProvisioningRequest, execution: str, event: dict[
         raise StepFailedError(f"subdomain {request.tenant_id} is taken") from exc
 
 
+def _advance(
+    request: ProvisioningRequest,
+    execution: str,
+    step_name: str,
+    source: TenantStatus,
+    target: TenantStatus,
+    *,
+    action: str,
+    also: tuple[Any, ...] = (),
+) -> bool:
+    """Move this run's tenant from `source` to `target` with the step's record and audit;
+    False when a retry finds it already moved."""
+    item = _owned(request)
+    if item.status == target.value:
+        return False
+    uow = UnitOfWork(system_context(execution))
+    stage_transition(uow, item, target, also=also, condition=TenantItem.status == source.value)
+    _record(uow, request, step_name, execution)
+    uow.audit(action, "tenant", request.tenant_id)
+    uow.commit()
+    return True
+
+
 @step("create_tenant")
 def create_tenant(request: ProvisioningRequest, execution: str, event: dict[str, Any]) -> None:
     """REQUESTED -> PROVISIONING, with the tenant's details."""
-    item = _owned(request)
-    if item.status == TenantStatus.PROVISIONING.value:
-        return
-    uow = UnitOfWork(system_context(execution))
-    stage_transition(
-        uow,
-        item,
+    _advance(
+        request,
+        execution,
+        "create_tenant",
+        TenantStatus.REQUESTED,
         TenantStatus.PROVISIONING,
-        condition=TenantItem.status == TenantStatus.REQUESTED.value,
+        action="platform.tenant.provision",
     )
-    _record(uow, request, "create_tenant", execution)
-    uow.audit("platform.tenant.provision", "tenant", request.tenant_id)
-    uow.commit()
 
 
 @step("create_admin")
@@ -385,21 +403,16 @@ def open_billing_account(
 @step("activate")
 def activate(request: ProvisioningRequest, execution: str, event: dict[str, Any]) -> None:
     """PROVISIONING -> ACTIVE; counts the run as a success."""
-    item = _owned(request)
-    if item.status == TenantStatus.ACTIVE.value:
-        return
-    uow = UnitOfWork(system_context(execution))
-    stage_transition(
-        uow,
-        item,
+    if _advance(
+        request,
+        execution,
+        "activate",
+        TenantStatus.PROVISIONING,
         TenantStatus.ACTIVE,
+        action="platform.tenant.activate",
         also=(TenantItem.provisioned_at.set(now_utc()),),
-        condition=TenantItem.status == TenantStatus.PROVISIONING.value,
-    )
-    _record(uow, request, "activate", execution)
-    uow.audit("platform.tenant.activate", "tenant", request.tenant_id)
-    uow.commit()
-    metrics.record_provisioning(True, time.time() - request.requested_at)
+    ):
+        metrics.record_provisioning(True, time.time() - request.requested_at)
 
 
 @step("welcome")
