@@ -13,6 +13,7 @@ from pynamodb.attributes import UnicodeAttribute
 from dotmac.billing import numbering
 from dotmac.core.errors import ConflictError
 from dotmac.core.model import TableItem, bind_table
+from dotmac.core.retry import until_won
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from tests.integration.conftest import MotoCloud
@@ -50,7 +51,7 @@ def issue(context: TenantContext, document_id: str, year: int = 2026) -> str:
         uow.commit()
         return number
 
-    return numbering.with_next_number(attempt)
+    return until_won(attempt)
 
 
 def numbers(context: TenantContext) -> list[str]:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pydantic
 import pytest
 
+from dotmac.management.models import PartnerItem
 from dotmac.management.partners import (
     PARTNER_ID_PATTERN,
     TIERS,
@@ -92,21 +93,23 @@ def test_platinum_has_no_next_tier(revenue: str) -> None:
     assert revenue_to_next_tier(Decimal(revenue)) is None
 
 
-class _Item:
-    """The attributes partner_view reads (a stand-in for PartnerItem, no table needed)."""
-
-    def __init__(self, revenue: str) -> None:
-        self.PK = "PARTNER#acme-resellers"
-        self.name = "Acme Resellers"
-        self.email = "ops@acme.example"
-        self.status = "ACTIVE"
-        self.lifetime_revenue = revenue
-        self.created_at = datetime(2026, 1, 2, tzinfo=UTC)
-        self.version = 3
+def _item(revenue: str) -> PartnerItem:
+    """A partner record in memory (no table needed)."""
+    return PartnerItem(
+        "PARTNER#acme-resellers",
+        "META",
+        name="Acme Resellers",
+        email="ops@acme.example",
+        status="ACTIVE",
+        lifetime_revenue=revenue,
+        commission_earned="120.50",
+        created_at=datetime(2026, 1, 2, tzinfo=UTC),
+        version=3,
+    )
 
 
 def test_partner_view_reports_tier_rates_and_the_gap() -> None:
-    view = partner_view(_Item("150000.00"))  # type: ignore[arg-type]
+    view = partner_view(_item("150000.00"))
     assert view == {
         "partner_id": "acme-resellers",
         "name": "Acme Resellers",
@@ -120,10 +123,12 @@ def test_partner_view_reports_tier_rates_and_the_gap() -> None:
         "next_tier": "Platinum",
         "next_tier_threshold": "500000.00",
         "revenue_to_next_tier": "350000.00",
+        "commission_earned": "120.50",
+        "commission_paid_out": "0.00",
         "created_at": "2026-01-02T00:00:00+00:00",
         "version": 3,
     }
-    top = partner_view(_Item("500000.00"))  # type: ignore[arg-type]
+    top = partner_view(_item("500000.00"))
     assert (top["tier"], top["next_tier"], top["revenue_to_next_tier"]) == ("Platinum", None, None)
 
 

@@ -8,18 +8,10 @@ two writers racing for the same number cannot both commit (the loser retries wit
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
-from dotmac.core.errors import ConflictError
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 
 PARTITION = "BILLING"
-ATTEMPTS = 20
-T = TypeVar("T")
 
 
 def sequence_key(prefix: str, year: int) -> str:
@@ -50,15 +42,3 @@ def stage_next_number(uow: UnitOfWork, ctx: TenantContext, prefix: str, year: in
         condition=unchanged,
     )
     return format_number(prefix, year, last + 1)
-
-
-def with_next_number(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:
-    """Run `attempt` (which stages a number and commits) again, after a short jittered
-    back-off, while it loses a race; `attempt` should check its own document is new first
-    (its ConflictError looks the same as a lost race)."""
-    for tries in range(attempts - 1):
-        try:
-            return attempt()
-        except ConflictError:
-            time.sleep(random.uniform(0, 0.002 * 2 ** min(tries, 6)))  # noqa: S311 - jitter
-    return attempt()

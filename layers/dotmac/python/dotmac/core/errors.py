@@ -61,6 +61,10 @@ class ConflictError(DotmacError):
     status, code = 409, "CONFLICT"
 
 
+class StaleWriteError(ConflictError):
+    """A conditional write failed: the item changed (or appeared) since it was read."""
+
+
 class UnsupportedMediaTypeError(DotmacError):
     status, code = 415, "UNSUPPORTED_MEDIA_TYPE"
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dotmac.core import audit, audit_trail
-from dotmac.core.errors import ConflictError
+from dotmac.core.errors import StaleWriteError
 from dotmac.core.model import TableItem, ensure_bound, shared_connection
 from dotmac.core.tenancy import TenantContext
 
@@ -75,6 +75,6 @@ class UnitOfWork:
         except TransactWriteError as exc:
             reasons = [r.code for r in exc.cancellation_reasons if r is not None]
             if "ConditionalCheckFailed" in reasons:
-                raise ConflictError(conflict) from exc
+                raise StaleWriteError(conflict) from exc
             raise
         audit.mark_recorded()

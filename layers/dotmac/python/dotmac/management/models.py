@@ -148,6 +148,8 @@ class PartnerItem(TableItem):
     email = UnicodeAttribute()
     status = UnicodeAttribute(default="ACTIVE")
     lifetime_revenue = UnicodeAttribute(default="0.00")  # Decimal as text, never float
+    commission_earned = UnicodeAttribute(default="0.00")
+    commission_paid_out = UnicodeAttribute(default="0.00")
     created_at = UTCDateTimeAttribute()
     version = VersionAttribute()
 

@@ -6,7 +6,7 @@
 | get a partner | GetItem | `PARTNER#<pid>` / `META` | table |
 | list partners | Query | `GSI1PK = PARTNER` (sorted by pid) | GSI1 |
 | a partner's referred tenants | Query | `GSI2PK = PARTNER#<pid>` | GSI2 |
-| record revenue | GetItem + TransactWriteItems | version-checked update + audit | table |
+| record revenue | GetItem + TransactWriteItems | version-checked put + audit | table |
 
 Commission amounts (rates applied to paid invoices, bonuses, payouts) belong to billing;
 this module only knows the tier table of business-rules.md.
@@ -14,10 +14,8 @@ this module only knows the tier table of business-rules.md.
 
 from __future__ import annotations
 
-import random
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -31,6 +29,7 @@ from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext, platform_key
 
 if TYPE_CHECKING:
+    from dotmac.core.unit_of_work import UnitOfWork
     from dotmac.management.models import PartnerItem, TenantItem
 
 PARTNER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,40}$"
@@ -38,10 +37,6 @@ PARTNERS_INDEX_PK = "PARTNER"
 PARTNER_SK = "META"
 CURRENCY = "USD"
 CENTS = Decimal("0.01")
-# record_revenue re-reads and retries when another writer bumped the version first.
-REVENUE_ATTEMPTS = 25
-REVENUE_BACKOFF_BASE = 0.01  # seconds
-REVENUE_BACKOFF_CAP = 0.5
 _PARTNER_ID = re.compile(PARTNER_ID_PATTERN)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -152,6 +147,8 @@ def partner_view(item: PartnerItem) -> dict[str, Any]:
         "next_tier": upcoming.name if upcoming else None,
         "next_tier_threshold": str(upcoming.threshold) if upcoming else None,
         "revenue_to_next_tier": str(needed) if needed is not None else None,
+        "commission_earned": item.commission_earned,
+        "commission_paid_out": item.commission_paid_out,
         "created_at": item.created_at.isoformat(),
         "version": item.version,
     }
@@ -223,51 +220,41 @@ def record_revenue(ctx: TenantContext, partner_id: str, amount: Decimal) -> Part
     """Add `amount` (a positive Decimal, rounded HALF_UP to cents) to lifetime revenue.
 
     Read-modify-write under optimistic locking: a GetItem, then a TransactWriteItems that
-    updates only if `version` is unchanged (with the audit record). When another writer got
-    there first it re-reads and retries (up to REVENUE_ATTEMPTS, jittered backoff), so
-    concurrent calls lose no update. Calls: 2 per attempt (GetItem + TransactWriteItems).
+    saves only if `version` is unchanged (with the audit record); a lost race re-reads and
+    retries, so concurrent calls lose no update. Calls: 2 per attempt.
     """
-    from pynamodb.exceptions import TransactWriteError
-
+    from dotmac.core.retry import until_won
     from dotmac.core.unit_of_work import UnitOfWork
-    from dotmac.management.models import PartnerItem
 
     added = _money(amount, "amount")
     if added <= 0:
         raise ValidationError("revenue to record must be positive")
-    for attempt in range(REVENUE_ATTEMPTS):
+
+    def attempt() -> PartnerItem:
         item = get_partner(partner_id)
-        before = Decimal(item.lifetime_revenue)
-        after = _money(before + added, "lifetime revenue")
         uow = UnitOfWork(ctx)
-        uow.update(item, actions=[PartnerItem.lifetime_revenue.set(str(after))])
+        before = stage_revenue(uow, item, added)
         uow.audit(
             "platform.partner.record_revenue",
             "partner",
             partner_id,
             before={"lifetime_revenue": str(before)},
-            after={"lifetime_revenue": str(after)},
+            after={"lifetime_revenue": item.lifetime_revenue},
         )
-        try:
-            uow.commit(conflict=f"partner {partner_id} changed concurrently")
-        except (ConflictError, TransactWriteError) as exc:
-            if isinstance(exc, TransactWriteError) and not _transaction_conflict(exc):
-                raise
-            if attempt + 1 == REVENUE_ATTEMPTS:
-                raise ConflictError(f"partner {partner_id} is too busy, try again") from exc
-            time.sleep(_backoff(attempt))
-            continue
-        item.lifetime_revenue = str(after)
+        uow.commit(conflict=f"partner {partner_id} changed concurrently")
         return item
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    return until_won(attempt)
 
 
-def _backoff(attempt: int) -> float:
-    """Seconds to wait before retry `attempt + 1`: exponential with full jitter, capped."""
-    return random.uniform(0, min(REVENUE_BACKOFF_CAP, REVENUE_BACKOFF_BASE * 2**attempt))  # noqa: S311
-
-
-def _transaction_conflict(exc: Any) -> bool:
-    """True when DynamoDB cancelled the transaction because another one held the item."""
-    reasons = [r.code for r in (exc.cancellation_reasons or []) if r is not None]
-    return "TransactionConflict" in reasons
+def stage_revenue(
+    uow: UnitOfWork, item: PartnerItem, revenue: Decimal, commission: Decimal = Decimal(0)
+) -> Decimal:
+    """Stage adding `revenue` to the partner's lifetime revenue (and `commission` to what it
+    earned) into `uow`, conditional on the version read; returns the revenue before."""
+    before = Decimal(item.lifetime_revenue)
+    item.lifetime_revenue = str(_money(before + revenue, "lifetime revenue"))
+    earned = Decimal(item.commission_earned) + commission
+    item.commission_earned = str(_money(earned, "commission earned"))
+    uow.put(item)
+    return before
