@@ -78,7 +78,7 @@ def signup(call: Call) -> Reply:
     ratelimit.hit(ratelimit.SIGNUP_PER_IP, call.source_ip)
     body = call.body(schemas.SignupRequest)
     ctx = provisioning.system_context(call.request_id)
-    item, _ = service.request_provisioning(ctx, body, call.request.headers.get("idempotency-key"))
+    item, _ = service.request_provisioning(ctx, body, call.idempotency_key(required=False))
     return _tenant(call, body.subdomain, service.tenant_view(item), status=202)
 
 
@@ -88,7 +88,7 @@ def signup(call: Call) -> Reply:
 @api.route(TENANTS, ["POST"], permission=MANAGE, absolute=True, summary="Provision a tenant")
 def provision_tenant(call: Call) -> Reply:
     body = call.body(schemas.TenantRequest)
-    key = call.request.headers.get("idempotency-key")
+    key = call.idempotency_key(required=False)
     item, _ = service.request_provisioning(call.ctx, body, key)
     return _tenant(call, body.subdomain, service.tenant_view(item), status=202)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from chalice import Chalice, ChaliceViewError, Response
 from chalice.app import Request
@@ -61,6 +62,9 @@ class RouteSpec:
     summary: str
 
 
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
 @dataclass
 class Call:
     """One request as a view sees it."""
@@ -85,6 +89,25 @@ class Call:
         """The client's address as the gateway saw it."""
         identity = (self.request.context or {}).get("identity") or {}
         return str(identity.get("sourceIp") or "unknown")
+
+    @overload
+    def idempotency_key(self, *, required: Literal[True]) -> str: ...
+
+    @overload
+    def idempotency_key(self, *, required: Literal[False]) -> str | None: ...
+
+    def idempotency_key(self, *, required: bool) -> str | None:
+        """The `Idempotency-Key` header: 1-255 visible ASCII characters (400 otherwise, or
+        when `required` and missing)."""
+        key = self.request.headers.get("idempotency-key")
+        if key is None and not required:
+            return None
+        if key is None or not IDEMPOTENCY_KEY.fullmatch(key):
+            raise ValidationError(
+                "an Idempotency-Key header is required" if key is None else "bad Idempotency-Key",
+                details=[FieldError("Idempotency-Key", "1-255 visible ASCII characters")],
+            )
+        return key
 
     def body(self, model: type[ModelT]) -> ModelT:
         """Parse and validate the JSON body; any problem is a 400 with field details."""
@@ -266,6 +289,7 @@ class Api:
         absolute: bool = False,
         tenant_limit: str | None = None,
         changes_state: bool | None = None,
+        while_suspended: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a view under `base + path` (or `path` itself when `absolute`).
 
@@ -273,6 +297,8 @@ class Api:
         Authenticated calls count against the caller's API rate limit; `tenant_limit`
         ("search" or "bulk") adds the tenant-wide limit of that kind. A route that
         `changes_state` (default: any POST/PUT/PATCH/DELETE) must write an audit record.
+        A SUSPENDED tenant's users only reach routes marked `while_suspended` (settling
+        their bills); everything else answers 403 TENANT_SUSPENDED.
         """
         if tenant_limit not in (None, "search", "bulk"):
             raise ValueError(f"route {path}: tenant_limit must be 'search' or 'bulk'")
@@ -289,7 +315,13 @@ class Api:
         )
 
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-            wrapped = self._wrap(view, permission, audited=mutation, tenant_limit=tenant_limit)
+            wrapped = self._wrap(
+                view,
+                permission,
+                audited=mutation,
+                tenant_limit=tenant_limit,
+                while_suspended=while_suspended,
+            )
             self.app.route(
                 full_path,
                 methods=method_list,
@@ -312,6 +344,7 @@ class Api:
         *,
         audited: bool,
         tenant_limit: str | None,
+        while_suspended: bool,
     ) -> Callable[..., Any]:
         @functools.wraps(view)
         def handle(**path_params: str) -> Response:
@@ -323,7 +356,7 @@ class Api:
             try:
                 ctx = _context_from_authorizer(request, request_id)
                 if permission is not None:
-                    ctx = self._authorize(ctx, permission)
+                    ctx = self._authorize(ctx, permission, while_suspended)
                     logger.thread_safe_append_keys(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
                     self.limiter(ctx, tenant_limit, audited)
                 result = view(Call(request, request_id, ctx), **path_params)
@@ -341,10 +374,13 @@ class Api:
 
         return handle
 
-    def _authorize(self, ctx: TenantContext | None, permission: str) -> TenantContext:
+    def _authorize(
+        self, ctx: TenantContext | None, permission: str, while_suspended: bool
+    ) -> TenantContext:
         if ctx is None:
             raise AuthenticationError("authentication required")
-        if ctx.tenant_status != "ACTIVE" and not ctx.is_platform:
+        usable = ("ACTIVE", "SUSPENDED") if while_suspended else ("ACTIVE",)
+        if ctx.tenant_status not in usable and not ctx.is_platform:
             raise ForbiddenError("this tenant is suspended", code="TENANT_SUSPENDED")
         app = app_of(permission)
         if app not in CORE_APPS and not ctx.is_platform and app not in ctx.apps:

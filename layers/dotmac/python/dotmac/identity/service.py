@@ -119,12 +119,12 @@ def resolve_tenant_slug(body_tenant: str | None, host: str | None) -> str:
 
 
 def _active_tenant(tenant_id: str) -> Tenant:
+    """The tenant its users may sign in to: ACTIVE, or SUSPENDED (whose users only reach the
+    routes that settle their bills; every other route answers 403 TENANT_SUSPENDED)."""
     tenant = cached_tenants.get(tenant_id)
     if tenant is None:
         raise AuthenticationError(INVALID_CREDENTIALS)
-    if tenant.status is TenantStatus.SUSPENDED:
-        raise ForbiddenError("this tenant is suspended", code="TENANT_SUSPENDED")
-    if tenant.status is not TenantStatus.ACTIVE:
+    if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
         raise AuthenticationError(INVALID_CREDENTIALS)  # not (or no longer) a working tenant
     return tenant
 
