@@ -157,7 +157,7 @@ STACK = Stack(
         Function(
             name="invoice-worker",
             app="workers",
-            handler="run_billing_jobs",
+            handler="run_billing_jobs",  # invoice and dunning jobs
             timeout=100,
             queue_triggers=(QueueTrigger("billing-jobs", batch_size=10),),
         ),
@@ -165,6 +165,12 @@ STACK = Stack(
             name="billing-scheduler",
             app="workers",
             handler="start_scheduled_billing",
+            schedule="rate(1 day)",
+        ),
+        Function(
+            name="dunning-scheduler",
+            app="workers",
+            handler="start_scheduled_dunning",
             schedule="rate(1 day)",
         ),
         Function(

@@ -27,7 +27,8 @@ def monitor_dead_letter_queues(event: dict[str, Any], context: Any) -> dict[str,
 
 @app.lambda_function(name="run_billing_jobs")
 def run_billing_jobs(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """SQS `billing-jobs` -> one invoice per (tenant, period), reporting partial failures."""
+    """SQS `billing-jobs` -> invoices (one per tenant and period) and dunning ladders,
+    reporting partial batch failures."""
     from dotmac.billing.runs import work
 
     return counted_batch_handler(event, context, work)
@@ -39,3 +40,17 @@ def start_scheduled_billing(event: dict[str, Any], context: Any) -> dict[str, An
     from dotmac.billing.runs import start_scheduled_run
 
     return scheduled_handler(event, context, start_scheduled_run)
+
+
+@app.lambda_function(name="start_scheduled_dunning")
+def start_scheduled_dunning(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Daily: queue one dunning job per billed tenant (the invoice-worker runs the ladder)."""
+    from datetime import UTC, datetime
+
+    from dotmac.billing.tenant_billing import start_dunning
+
+    def run() -> dict[str, Any]:
+        today = datetime.now(UTC).date()
+        return {"as_of": today.isoformat(), "queued": start_dunning(today)}
+
+    return scheduled_handler(event, context, run)

@@ -5,40 +5,17 @@ Lambda's batch semantics, exactly as `make run` drives it."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
+from tests.integration.billing_fixtures import drain, next_period
 from tests.integration.identity_fixtures import *  # noqa: F403
 from tests.integration.identity_fixtures import JOHN, Platform
 from tests.integration.management_fixtures import *  # noqa: F403
 from tests.integration.management_fixtures import admin_token, operator_token, signup
 
 RUNS = "/api/v1/platform/billing/runs"
-
-
-def next_period() -> str:
-    today = datetime.now(UTC).date()
-    first = date(today.year + (today.month == 12), today.month % 12 + 1, 1)
-    return f"{first:%Y-%m}"
-
-
-def poller(platform: Platform) -> Any:
-    from devcloud.events import queue_mappings
-    from devcloud.pollers import QueuePoller
-    from infra.naming import physical
-    from infra.resources import STACK
-
-    mapping = next(m for m in queue_mappings(STACK, "test") if m.function == "invoice-worker")
-    return QueuePoller(platform.cloud.session, mapping, physical("test", mapping.function))
-
-
-def drain(platform: Platform, rounds: int = 20) -> None:
-    worker = poller(platform)
-    for _ in range(rounds):
-        if worker.poll_once() == 0:
-            return
 
 
 def start(platform: Platform, key: str = "run-1") -> Any:

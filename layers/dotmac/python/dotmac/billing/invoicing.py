@@ -17,10 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dotmac.billing import numbering
+from dotmac.billing import ledger, numbering
+from dotmac.billing.ledger import Book
 from dotmac.billing.money import Money
 from dotmac.billing.pricing import InvoiceLine, InvoiceTotals, TaxRate, price_invoice, prorate
 from dotmac.core.errors import ConflictError, FieldError, ValidationError
+from dotmac.core.retry import until_won
 from dotmac.core.tenancy import TenantContext, platform_key
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.management import catalog
@@ -116,6 +118,7 @@ def invoice_view(item: Any) -> dict[str, Any]:
     return {
         "number": item.SK,
         "period": item.period,
+        "category": item.category,
         "status": item.status,
         "currency": item.currency,
         "issued_on": item.issued_on,
@@ -125,6 +128,9 @@ def invoice_view(item: Any) -> dict[str, Any]:
         "tax_total": item.tax_total,
         "total": item.total,
         "balance": item.balance,
+        "paid": item.paid,
+        "credited": item.credited,
+        "fee_for": item.fee_for,
         "lines": item.lines,
         "tax_lines": item.tax_lines,
     }
@@ -151,21 +157,58 @@ def _existing(ctx: TenantContext, period: str) -> str | None:
         return None
 
 
-def _totals(
-    ctx: TenantContext, lines: list[InvoiceLine], currency: str
-) -> tuple[Any, InvoiceTotals]:
-    from dotmac.billing.models import ACCOUNT_SK, BillingAccountItem
-
-    try:
-        account = BillingAccountItem.get(ctx.key("BILLING"), ACCOUNT_SK, consistent_read=True)
-    except BillingAccountItem.DoesNotExist:
-        account = None
+def _totals(account: Any, lines: list[InvoiceLine], currency: str) -> InvoiceTotals:
     rates = [
         TaxRate(str(r["name"]), Decimal(str(r["rate"])), bool(r.get("compound", False)))
-        for r in ((account.tax_rates if account else None) or [])
+        for r in (account.tax_rates or [])
     ]
-    inclusive = bool(account.tax_inclusive) if account else False
-    return account, price_invoice(lines, rates, inclusive=inclusive, currency=currency)
+    return price_invoice(lines, rates, inclusive=bool(account.tax_inclusive), currency=currency)
+
+
+def new_invoice(
+    book: Book,
+    number: str,
+    *,
+    period: str,
+    category: str,
+    lines: list[InvoiceLine],
+    totals: InvoiceTotals,
+    issued_on: date,
+    due_on: date,
+    run_id: str | None = None,
+    fee_for: str | None = None,
+) -> Any:
+    """An unsaved invoice item (ledger.stage_post stages it with its effect on the account)."""
+    from dotmac.billing.models import InvoiceItem
+
+    return InvoiceItem(
+        book.key("INVOICE"),
+        number,
+        period=period,
+        category=category,
+        status="OPEN" if not totals.total.is_zero() else "PAID",
+        currency=totals.total.currency,
+        issued_on=issued_on.isoformat(),
+        due_on=due_on.isoformat(),
+        subtotal=_money_text(totals.subtotal),
+        discount_total=_money_text(totals.discount_total),
+        tax_total=_money_text(totals.tax_total),
+        total=_money_text(totals.total),
+        balance=_money_text(totals.total),
+        lines=[
+            {
+                "description": line.description,
+                "quantity": str(line.quantity),
+                "unit_price": _money_text(line.unit_price),
+                "amount": _money_text(line.amount),
+            }
+            for line in lines
+        ],
+        tax_lines=[{"name": n, "amount": _money_text(m)} for n, m in totals.tax_lines],
+        run_id=run_id,
+        fee_for=fee_for,
+        created_at=datetime.now(UTC),
+    )
 
 
 def stage_job_done(uow: UnitOfWork, run_id: str, tenant_id: str, number: str | None) -> None:
@@ -189,7 +232,8 @@ def stage_job_done(uow: UnitOfWork, run_id: str, tenant_id: str, number: str | N
 
 def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) -> Issued:
     """Issue the tenant's invoice for `period` unless it exists (then change nothing)."""
-    from dotmac.billing.models import InvoiceItem, InvoicePeriodItem
+    from dotmac.billing.models import InvoicePeriodItem
+    from dotmac.billing.tenant_billing import TenantSettlement
     from dotmac.core.model import ensure_bound
     from dotmac.management.models import SubscriptionEventItem
     from dotmac.management.repository import get_tenant_item
@@ -215,56 +259,40 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
             with contextlib.suppress(ConflictError):  # a redelivery: the job is closed already
                 uow.commit()
         return Issued(None, created=False)
-    account, totals = _totals(ctx, lines, plan.currency)
-    issued_on = datetime.now(UTC).date()
-    due_on = issued_on + timedelta(days=int(account.payment_terms_days) if account else 30)
+    book = Book(ctx)
+    settlement = TenantSettlement(ctx)
 
     def attempt() -> Issued:
         if (found := _existing(ctx, period)) is not None:
             return Issued(found, created=False)
+        account = ledger.load_account(book)
+        issued_on = datetime.now(UTC).date()
         uow = UnitOfWork(ctx)
         number = numbering.stage_next_number(uow, ctx, "INV", start.year)
         uow.put(
             InvoicePeriodItem(ctx.key("INVOICE_PERIOD"), period, invoice_number=number),
             condition=InvoicePeriodItem.PK.does_not_exist(),
         )
-        uow.put(
-            InvoiceItem(
-                ctx.key("INVOICE"),
-                number,
-                period=period,
-                status="OPEN" if not totals.total.is_zero() else "PAID",
-                currency=plan.currency,
-                issued_on=issued_on.isoformat(),
-                due_on=due_on.isoformat(),
-                subtotal=_money_text(totals.subtotal),
-                discount_total=_money_text(totals.discount_total),
-                tax_total=_money_text(totals.tax_total),
-                total=_money_text(totals.total),
-                balance=_money_text(totals.total),
-                lines=[
-                    {
-                        "description": line.description,
-                        "quantity": str(line.quantity),
-                        "unit_price": _money_text(line.unit_price),
-                        "amount": _money_text(line.amount),
-                    }
-                    for line in lines
-                ],
-                tax_lines=[{"name": n, "amount": _money_text(m)} for n, m in totals.tax_lines],
-                run_id=run_id,
-                created_at=datetime.now(UTC),
-            ),
-            condition=InvoiceItem.PK.does_not_exist(),
+        invoice = new_invoice(
+            book,
+            number,
+            period=period,
+            category="SUBSCRIPTION",
+            lines=lines,
+            totals=_totals(account, lines, plan.currency),
+            issued_on=issued_on,
+            due_on=issued_on + timedelta(days=int(account.payment_terms_days)),
+            run_id=run_id,
         )
+        ledger.stage_post(uow, book, account, invoice, settlement)
         if run_id is not None:
             stage_job_done(uow, run_id, tenant_id, number)
-        uow.audit("billing.invoice.create", "invoice", number, after={"total": str(totals.total)})
+        uow.audit("billing.invoice.create", "invoice", number, after={"total": invoice.total})
         uow.commit()
         return Issued(number, created=True)
 
     try:
-        issued = numbering.with_next_number(attempt)
+        issued = until_won(attempt)
     except ConflictError:
         if (found := _existing(ctx, period)) is None:
             raise
@@ -324,12 +352,4 @@ def list_invoices(ctx: TenantContext, page: Any) -> Any:
 
 def get_invoice(ctx: TenantContext, number: str) -> Any:
     """One invoice of the caller's tenant (404 otherwise): one GetItem."""
-    from dotmac.billing.models import InvoiceItem
-    from dotmac.core.errors import NotFoundError
-    from dotmac.core.model import ensure_bound
-
-    ensure_bound()
-    try:
-        return InvoiceItem.get(ctx.key("INVOICE"), number)
-    except (InvoiceItem.DoesNotExist, ValidationError) as exc:
-        raise NotFoundError(f"invoice {number} not found") from exc
+    return ledger.get_invoice(Book(ctx), number)

@@ -6,6 +6,11 @@
 | document number sequence | `T#<tid>#BILLING` | `SEQ#<prefix>#<year>` |
 | invoice | `T#<tid>#INVOICE` | `<number>` |
 | one invoice per period (guard) | `T#<tid>#INVOICE_PERIOD` | `<YYYY-MM>` |
+| payment | `T#<tid>#PAYMENT` | `PAY-<yyyymmddhhmmss>-<hex>` (newest last) |
+| credit note | `T#<tid>#CREDIT_NOTE` | `CN-<year>-<number>` |
+| idempotency key claimed | `T#<tid>#BILLING` | `IDEM#<kind>#<sha256 of the key>` |
+| partner commission (one per paid invoice) | `PARTNER#<pid>` | `COMMISSION#<period>#<tid>#<n>` |
+| partner payout | `PARTNER#<pid>` | `PAYOUT#<at>` |
 | billing run | `BILLRUN#<run id>` | `META` |
 | billing run job (one per tenant) | `BILLRUN#<run id>` | `JOB#<tid>` |
 """
@@ -17,6 +22,7 @@ from typing import ClassVar
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -29,16 +35,27 @@ ACCOUNT_SK = "ACCOUNT"
 
 
 class BillingAccountItem(TableItem):
-    """Who a tenant is billed as: currency, tax treatment, terms and the running balance."""
+    """Who a tenant is billed as (currency, tax treatment, terms, dunning) and its ledger:
+    balance = invoiced - paid - credited = open invoices' balances - unapplied credit.
+    Money is Decimal text. Every ledger change saves this item under its version, so the
+    changes to one account serialise."""
 
     entity: ClassVar[str] = "billing_account"
 
     currency = UnicodeAttribute(default="USD")
-    balance = UnicodeAttribute(default="0.00")  # Decimal as text
+    balance = UnicodeAttribute(default="0.00")
+    credit = UnicodeAttribute(default="0.00")  # paid but not applied to an invoice yet
+    invoiced = UnicodeAttribute(default="0.00")
+    paid = UnicodeAttribute(default="0.00")
+    credited = UnicodeAttribute(default="0.00")
+    open_invoices = ListAttribute(of=UnicodeAttribute, default=list)  # oldest first
     tax_inclusive = BooleanAttribute(default=False)
     payment_terms_days = NumberAttribute(default=30)
     billing_email = UnicodeAttribute(null=True)
     tax_rates = JSONAttribute(null=True)  # [{"name", "rate", "compound"}], applied in order
+    late_fee = JSONAttribute(null=True)  # {"kind": "flat", "amount"} | {"kind": "percent", "rate"}
+    dunning = JSONAttribute(null=True)  # [{"after_days", "action"}]; None: the default ladder
+    dunning_suspended = BooleanAttribute(default=False)
     opened_at = UTCDateTimeAttribute()
     version = VersionAttribute()
 
@@ -57,6 +74,7 @@ class InvoiceItem(TableItem):
     entity: ClassVar[str] = "invoice"
 
     period = UnicodeAttribute()
+    category = UnicodeAttribute(default="SUBSCRIPTION")  # SUBSCRIPTION | LATE_FEE
     status = UnicodeAttribute()  # OPEN | PAID | VOID
     currency = UnicodeAttribute()
     issued_on = UnicodeAttribute()
@@ -66,6 +84,10 @@ class InvoiceItem(TableItem):
     tax_total = UnicodeAttribute()
     total = UnicodeAttribute()
     balance = UnicodeAttribute()
+    paid = UnicodeAttribute(default="0.00")  # settled by payments or account credit
+    credited = UnicodeAttribute(default="0.00")  # settled by credit notes
+    dunning_step = NumberAttribute(default=0)  # how many steps of the ladder were taken
+    fee_for = UnicodeAttribute(null=True)  # a late fee's overdue invoice
     lines = JSONAttribute()
     tax_lines = JSONAttribute()
     run_id = UnicodeAttribute(null=True)
@@ -104,3 +126,68 @@ class BillingJobItem(TableItem):
     status = UnicodeAttribute()  # PENDING | DONE | FAILED
     invoice_number = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
+
+
+class PaymentItem(TableItem):
+    """A payment received and how it was applied: to invoices (oldest first), the rest credit."""
+
+    entity: ClassVar[str] = "payment"
+
+    amount = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    method = UnicodeAttribute()
+    reference = UnicodeAttribute(null=True)
+    allocations = JSONAttribute()  # [{"invoice", "amount"}]
+    to_credit = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+    received_by = UnicodeAttribute()
+
+
+class CreditNoteItem(TableItem):
+    """A credit note: reduces one invoice's balance, never below zero."""
+
+    entity: ClassVar[str] = "credit_note"
+
+    invoice = UnicodeAttribute()
+    amount = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    issued_at = UTCDateTimeAttribute()
+    issued_by = UnicodeAttribute()
+
+
+class IdempotencyKeyItem(TableItem):
+    """An Idempotency-Key claimed by the request it first came with (written in that
+    request's transaction): what it produced and a hash of the request."""
+
+    entity: ClassVar[str] = "idempotency_key"
+
+    produced = UnicodeAttribute()
+    request_hash = UnicodeAttribute()
+
+
+class CommissionItem(TableItem):
+    """A partner's commission on one paid invoice of a tenant it referred."""
+
+    entity: ClassVar[str] = "commission"
+
+    tenant_id = UnicodeAttribute()
+    invoice = UnicodeAttribute()
+    period = UnicodeAttribute()
+    base = UnicodeAttribute()  # the paid amount without tax
+    rate = UnicodeAttribute()
+    amount = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    tier = UnicodeAttribute()
+    earned_at = UTCDateTimeAttribute()
+
+
+class PayoutItem(TableItem):
+    """Commission paid out to a partner."""
+
+    entity: ClassVar[str] = "payout"
+
+    amount = UnicodeAttribute()
+    currency = UnicodeAttribute()
+    paid_at = UTCDateTimeAttribute()
+    paid_by = UnicodeAttribute()

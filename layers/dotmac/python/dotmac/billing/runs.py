@@ -1,6 +1,7 @@
 """Billing runs: one job per ACTIVE tenant on the `billing-jobs` queue, worked by
 `invoice-worker` with partial batch failures; a job that keeps failing is marked FAILED and
-lands in the dead-letter queue, from where `redrive` sends it back."""
+lands in the dead-letter queue, from where `redrive` sends it back. The same queue carries
+the daily dunning jobs (one per billed tenant)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 from dotmac.billing import invoicing
 from dotmac.core import audit_trail, aws
 from dotmac.core.errors import NotFoundError
-from dotmac.core.pagination import PageRequest
 from dotmac.core.queues import queue_url
 from dotmac.core.tenancy import PLATFORM_TENANT, TenantContext, platform_key
 
@@ -58,29 +58,14 @@ def get_run(run_id: str) -> Any:
         raise NotFoundError(f"billing run {run_id} not found") from exc
 
 
-def _active_tenants() -> list[str]:
-    from dotmac.management.repository import list_tenants, tenant_id_of
-
-    found: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = list_tenants(PageRequest(limit=200, cursor=cursor), "ACTIVE")
-        found.extend(t for t in map(tenant_id_of, page.items) if t != PLATFORM_TENANT)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
-
-
-def _enqueue(run_id: str, period: str, tenants: list[str]) -> None:
+def enqueue(bodies: list[dict[str, Any]]) -> None:
+    """Send jobs to the billing queue, ten per SendMessageBatch."""
     sqs = aws.client("sqs")
     url = queue_url(QUEUE)
-    for start in range(0, len(tenants), SQS_BATCH):
+    for start in range(0, len(bodies), SQS_BATCH):
         entries = [
-            {
-                "Id": str(i),
-                "MessageBody": json.dumps({"run_id": run_id, "tenant_id": t, "period": period}),
-            }
-            for i, t in enumerate(tenants[start : start + SQS_BATCH])
+            {"Id": str(i), "MessageBody": json.dumps(body)}
+            for i, body in enumerate(bodies[start : start + SQS_BATCH])
         ]
         answer = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         if answer.get("Failed"):
@@ -94,6 +79,7 @@ def start_run(ctx: TenantContext, period: str, idempotency_key: str) -> tuple[An
 
     from dotmac.billing.models import BillingJobItem, BillingRunItem
     from dotmac.core.model import ensure_bound
+    from dotmac.management.repository import customer_tenant_ids
 
     invoicing.period_bounds(period)
     ensure_bound()
@@ -114,14 +100,14 @@ def start_run(ctx: TenantContext, period: str, idempotency_key: str) -> tuple[An
             raise
         audit_trail.record(ctx, "billing.run.replay", "billing_run", run_id)
         return get_run(run_id), False
-    tenants = _active_tenants()
+    tenants = customer_tenant_ids("ACTIVE")
     with BillingJobItem.batch_write() as batch:
         for tenant_id in tenants:
             batch.save(BillingJobItem(run_pk(run_id), f"JOB#{tenant_id}", status="PENDING"))
     run.update(
         actions=[BillingRunItem.total.set(len(tenants)), BillingRunItem.status.set("RUNNING")]
     )
-    _enqueue(run_id, period, tenants)
+    enqueue([{"run_id": run_id, "tenant_id": t, "period": period} for t in tenants])
     audit_trail.record(
         ctx, "billing.run.start", "billing_run", run_id, after={"total": len(tenants)}
     )
@@ -129,8 +115,14 @@ def start_run(ctx: TenantContext, period: str, idempotency_key: str) -> tuple[An
 
 
 def work(body: dict[str, Any], receive_count: int) -> None:
-    """One job: invoice the tenant for the period (exactly once); on the last allowed
-    delivery a failure marks the job FAILED before the message goes to the DLQ."""
+    """One job: a tenant's dunning ladder, or its invoice for the period (exactly once); on
+    the last allowed delivery a failed invoice job is marked FAILED before the message goes
+    to the DLQ."""
+    if body.get("kind") == "dunning":
+        from dotmac.billing.tenant_billing import dun
+
+        dun(body["tenant_id"], date.fromisoformat(body["as_of"]))
+        return
     try:
         invoicing.invoice_tenant(body["tenant_id"], body["period"], run_id=body["run_id"])
     except Exception as exc:

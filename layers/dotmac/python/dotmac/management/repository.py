@@ -146,6 +146,22 @@ def list_tenants(page: PageRequest, status: str | None = None) -> Page[TenantIte
     return query_page(TenantItem, TENANTS_INDEX_PK, page, sk_prefix=prefix, index="gsi1")
 
 
+def customer_tenant_ids(*statuses: str) -> list[str]:
+    """Every tenant in one of `statuses` except the platform itself: Queries on GSI1."""
+    from dotmac.core.tenancy import PLATFORM_TENANT
+
+    found: list[str] = []
+    for status in statuses:
+        cursor: str | None = None
+        while True:
+            page = list_tenants(PageRequest(limit=200, cursor=cursor), status)
+            found.extend(t for t in map(tenant_id_of, page.items) if t != PLATFORM_TENANT)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return found
+
+
 def partner_tenants(partner_id: str, page: PageRequest) -> Page[TenantItem]:
     """One page of the tenants a partner referred: one Query on GSI2."""
     from dotmac.management.models import TenantItem

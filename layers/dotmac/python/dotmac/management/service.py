@@ -207,7 +207,7 @@ def change_status(
 ) -> TenantItem:
     """Move a tenant along a lifecycle transition (409 from the wrong state); `execution`
     names the workflow run the transition starts."""
-    sources, target = TRANSITIONS[transition]
+    sources, _ = TRANSITIONS[transition]
     item = get_tenant_item(tenant_id)
     run = execution or item.execution_arn or ""
     if item.status not in {s.value for s in sources}:
@@ -215,21 +215,31 @@ def change_status(
             f"cannot {transition} a tenant that is {item.status}", code="INVALID_STATE"
         )
     uow = UnitOfWork(ctx)
+    stage_change(uow, item, transition, reason, execution=run)
+    uow.audit(f"platform.tenant.{transition}", "tenant", tenant_id, before={"status": item.status})
+    uow.commit(conflict="the tenant changed meanwhile; retry")
+    cached_tenants.forget(tenant_id)
+    return get_tenant_item(tenant_id)
+
+
+def stage_change(
+    uow: UnitOfWork, item: TenantItem, transition: str, reason: str, *, execution: str = ""
+) -> None:
+    """Stage a lifecycle transition (status, listing key, aggregates, step record) into
+    `uow`, conditional on the tenant still being in the state read."""
+    _, target = TRANSITIONS[transition]
+    tenant_id = item.PK.split("#", 1)[1]
     stage_transition(
         uow,
         item,
         target,
         also=(
             TenantItem.status_reason.set(reason or transition),
-            TenantItem.execution_arn.set(run),
+            TenantItem.execution_arn.set(execution),
         ),
+        condition=TenantItem.status == item.status,
     )
-    execution_name = run.rsplit(":", 1)[-1]
-    uow.put(step_record(tenant_id, transition, execution_name, detail=reason or None))
-    uow.audit(f"platform.tenant.{transition}", "tenant", tenant_id, before={"status": item.status})
-    uow.commit(conflict="the tenant changed meanwhile; retry")
-    cached_tenants.forget(tenant_id)
-    return get_tenant_item(tenant_id)
+    uow.put(step_record(tenant_id, transition, execution.rsplit(":", 1)[-1], detail=reason or None))
 
 
 def suspend(ctx: TenantContext, tenant_id: str, reason: str) -> TenantItem:
