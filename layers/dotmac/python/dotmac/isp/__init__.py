@@ -1,0 +1,1 @@
+"""ISP Framework: subscribers, services, IPAM, network, field work, tickets, subscriber billing."""
