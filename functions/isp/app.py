@@ -8,9 +8,12 @@ from dotmac.core.lazy import lazy_module
 from dotmac.core.pagination import PageRequest
 
 if TYPE_CHECKING:
-    from dotmac.isp import ipam
+    from dotmac.isp import customers, ipam, plans, services
 else:  # imported on first use: keeps this module's import (the cold start) cheap
     ipam = lazy_module("dotmac.isp.ipam")
+    customers = lazy_module("dotmac.isp.customers")
+    plans = lazy_module("dotmac.isp.plans")
+    services = lazy_module("dotmac.isp.services")
 
 api = Api("isp")
 app = api.app
@@ -158,3 +161,197 @@ def list_assigned(call: Call) -> Reply:
     assigned_to = call.query.get("assigned_to", "")
     page = ipam.list_assigned(call.ctx, assigned_to, PageRequest.from_query(call.query))
     return _addresses(call, page)
+
+
+# --- customers -----------------------------------------------------------------------------
+
+CUSTOMERS_READ, CUSTOMERS_WRITE = "isp:customers:read", "isp:customers:write"
+CUSTOMERS = "/customers"
+
+
+def _customer(call: Call, found: Any, status: int = 200) -> Reply:
+    link = _link(f"{CUSTOMERS}/{found.id}")
+    headers = {"Location": link} if status == 201 else {}
+    view = customers.customer_view(call.ctx, found)
+    return Reply(single(resource("customer", found.id, view), link), status, headers)
+
+
+@api.route(CUSTOMERS, permission=CUSTOMERS_READ, summary="Customers (?status=), without PII")
+def list_customers(call: Call) -> Reply:
+    query = call.query
+    page = customers.list_customers(call.ctx, PageRequest.from_query(query), query.get("status"))
+    items = [
+        resource("customer", str(i.PK).rsplit("#", 1)[1], customers.customer_summary(i))
+        for i in page.items
+    ]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(CUSTOMERS, ["POST"], permission=CUSTOMERS_WRITE, summary="Create a customer")
+def create_customer(call: Call) -> Reply:
+    body = call.body(customers.CustomerCreate)
+    return _customer(call, customers.create_customer(call.ctx, body), status=201)
+
+
+@api.route(f"{CUSTOMERS}/{{customer_id}}", permission=CUSTOMERS_READ, summary="A customer")
+def get_customer(call: Call, customer_id: str) -> Reply:
+    return _customer(call, customers.get_customer(call.ctx, customer_id))
+
+
+@api.route(f"{CUSTOMERS}/{{customer_id}}", ["PATCH"], permission=CUSTOMERS_WRITE)
+def update_customer(call: Call, customer_id: str) -> Reply:
+    body = call.body(customers.CustomerUpdate)
+    return _customer(call, customers.update_customer(call.ctx, customer_id, body))
+
+
+def _customer_action(call: Call, customer_id: str, action: str) -> Reply:
+    body = call.body(customers.TransitionRequest)
+    return _customer(call, customers.transition(call.ctx, customer_id, action, body))
+
+
+@api.route(f"{CUSTOMERS}/{{customer_id}}/activate", ["POST"], permission=CUSTOMERS_WRITE)
+def activate_customer(call: Call, customer_id: str) -> Reply:
+    return _customer_action(call, customer_id, "activate")
+
+
+@api.route(f"{CUSTOMERS}/{{customer_id}}/block", ["POST"], permission=CUSTOMERS_WRITE)
+def block_customer(call: Call, customer_id: str) -> Reply:
+    return _customer_action(call, customer_id, "block")
+
+
+@api.route(f"{CUSTOMERS}/{{customer_id}}/deactivate", ["POST"], permission=CUSTOMERS_WRITE)
+def deactivate_customer(call: Call, customer_id: str) -> Reply:
+    return _customer_action(call, customer_id, "deactivate")
+
+
+# --- service plans -------------------------------------------------------------------------
+
+PLANS_READ, PLANS_WRITE = "isp:service_plans:read", "isp:service_plans:write"
+PLANS = "/service-plans"
+
+
+def _plan(item: Any, status: int = 200) -> Reply:
+    link = _link(f"{PLANS}/{item.SK}")
+    headers = {"Location": link} if status == 201 else {}
+    view = plans.plan_view(item)
+    return Reply(single(resource("service_plan", item.SK, view), link), status, headers)
+
+
+@api.route(PLANS, permission=PLANS_READ, summary="Service plans")
+def list_plans(call: Call) -> Reply:
+    page = plans.list_plans(call.ctx, PageRequest.from_query(call.query))
+    items = [resource("service_plan", i.SK, plans.plan_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(PLANS, ["POST"], permission=PLANS_WRITE, summary="Create a service plan")
+def create_plan(call: Call) -> Reply:
+    return _plan(plans.create_plan(call.ctx, call.body(plans.PlanCreate)), status=201)
+
+
+@api.route(f"{PLANS}/{{plan_id}}", permission=PLANS_READ, summary="A service plan")
+def get_plan(call: Call, plan_id: str) -> Reply:
+    return _plan(plans.get_plan(call.ctx, plan_id))
+
+
+@api.route(f"{PLANS}/{{plan_id}}", ["PATCH"], permission=PLANS_WRITE, summary="Price, speeds")
+def update_plan(call: Call, plan_id: str) -> Reply:
+    return _plan(plans.update_plan(call.ctx, plan_id, call.body(plans.PlanUpdate)))
+
+
+@api.route(f"{PLANS}/{{plan_id}}", ["DELETE"], permission=PLANS_WRITE, summary="If unused")
+def delete_plan(call: Call, plan_id: str) -> Reply:
+    plans.delete_plan(call.ctx, plan_id)
+    return Reply(None, status=204)
+
+
+# --- services ------------------------------------------------------------------------------
+
+SERVICES_READ, SERVICES_WRITE = "isp:services:read", "isp:services:write"
+SERVICES = "/services"
+
+
+def _service(found: Any, status: int = 200, **extra: Any) -> Reply:
+    item, history = found
+    link = _link(f"{SERVICES}/{item.number}")
+    headers = {"Location": link} if status == 201 else {}
+    view = {**services.service_view(item, history), **extra}
+    return Reply(single(resource("service", item.number, view), link), status, headers)
+
+
+@api.route(SERVICES, permission=SERVICES_READ, summary="Services (?customer=)")
+def list_services(call: Call) -> Reply:
+    query = call.query
+    page = services.list_services(call.ctx, PageRequest.from_query(query), query.get("customer"))
+    items = [resource("service", i.number, services.service_summary(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(SERVICES, ["POST"], permission=SERVICES_WRITE, summary="Create a PENDING service")
+def create_service(call: Call) -> Reply:
+    body = call.body(services.ServiceCreate)
+    return _service(services.create_service(call.ctx, body), status=201)
+
+
+@api.route(f"{SERVICES}/{{service_id}}", permission=SERVICES_READ, summary="A service + history")
+def get_service(call: Call, service_id: str) -> Reply:
+    return _service(services.get_service(call.ctx, service_id))
+
+
+def _service_action(call: Call, service_id: str, action: str) -> Reply:
+    body = call.body(customers.TransitionRequest)
+    return _service(services.transition(call.ctx, service_id, action, body))
+
+
+@api.route(f"{SERVICES}/{{service_id}}/activate", ["POST"], permission=SERVICES_WRITE)
+def activate_service(call: Call, service_id: str) -> Reply:
+    return _service_action(call, service_id, "activate")
+
+
+@api.route(f"{SERVICES}/{{service_id}}/suspend", ["POST"], permission=SERVICES_WRITE)
+def suspend_service(call: Call, service_id: str) -> Reply:
+    return _service_action(call, service_id, "suspend")
+
+
+@api.route(f"{SERVICES}/{{service_id}}/resume", ["POST"], permission=SERVICES_WRITE)
+def resume_service(call: Call, service_id: str) -> Reply:
+    return _service_action(call, service_id, "resume")
+
+
+@api.route(f"{SERVICES}/{{service_id}}/maintenance", ["POST"], permission=SERVICES_WRITE)
+def maintenance_service(call: Call, service_id: str) -> Reply:
+    return _service_action(call, service_id, "maintenance")
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/cancel",
+    ["POST"],
+    permission=SERVICES_WRITE,
+    summary="Cancel (releases the service's IP addresses)",
+)
+def cancel_service(call: Call, service_id: str) -> Reply:
+    return _service_action(call, service_id, "cancel")
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/plan-change/preview",
+    ["POST"],
+    permission=SERVICES_READ,
+    summary="Prorated credit and charge of a plan change (changes nothing; audited quote)",
+)
+def preview_plan_change(call: Call, service_id: str) -> Reply:
+    body = call.body(services.PlanChange)
+    view = services.preview_plan_change(call.ctx, service_id, body)
+    return Reply(single(resource("plan_change", service_id, view), call.request.path))
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/plan-change",
+    ["POST"],
+    permission=SERVICES_WRITE,
+    summary="Move the service to another plan (prorated)",
+)
+def change_plan(call: Call, service_id: str) -> Reply:
+    body = call.body(services.PlanChange)
+    item, history, change = services.change_plan(call.ctx, service_id, body)
+    return _service((item, history), plan_change=change)
