@@ -174,6 +174,12 @@ STACK = Stack(
             schedule="rate(1 day)",
         ),
         Function(
+            name="ticket-sla-sweeper",
+            app="workers",
+            handler="sweep_ticket_slas",
+            schedule="rate(5 minutes)",
+        ),
+        Function(
             name="dlq-monitor",
             app="workers",
             handler="monitor_dead_letter_queues",

@@ -355,3 +355,221 @@ def change_plan(call: Call, service_id: str) -> Reply:
     body = call.body(services.PlanChange)
     item, history, change = services.change_plan(call.ctx, service_id, body)
     return _service((item, history), plan_change=change)
+
+
+# --- field work: technicians and work orders -----------------------------------------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import work_orders
+else:
+    work_orders = lazy_module("dotmac.isp.work_orders")
+
+TECHS_READ, TECHS_WRITE = "isp:technicians:read", "isp:technicians:write"
+ORDERS_READ, ORDERS_WRITE = "isp:work_orders:read", "isp:work_orders:write"
+ORDERS_MANAGE = "isp:work_orders:manage"  # isp_manager (isp:*:*), not isp_technician
+TECHNICIANS, WORK_ORDERS = "/technicians", "/work-orders"
+
+
+def _technician(item: Any, status: int = 200) -> Reply:
+    link = _link(f"{TECHNICIANS}/{item.user_id}")
+    headers = {"Location": link} if status == 201 else {}
+    view = work_orders.technician_view(item)
+    return Reply(single(resource("technician", item.user_id, view), link), status, headers)
+
+
+def _work_order(found: Any, status: int = 200, **extra: Any) -> Reply:
+    item, history = found
+    order_id = work_orders.order_id_of(item)
+    link = _link(f"{WORK_ORDERS}/{order_id}")
+    headers = {"Location": link} if status == 201 else {}
+    view = {**work_orders.work_order_view(item, history), **extra}
+    return Reply(single(resource("work_order", order_id, view), link), status, headers)
+
+
+@api.route(TECHNICIANS, permission=TECHS_READ, summary="Technicians")
+def list_technicians(call: Call) -> Reply:
+    page = work_orders.list_technicians(call.ctx, PageRequest.from_query(call.query))
+    items = [resource("technician", i.user_id, work_orders.technician_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(TECHNICIANS, ["POST"], permission=TECHS_WRITE, summary="A user's technician profile")
+def create_technician(call: Call) -> Reply:
+    body = call.body(work_orders.TechnicianCreate)
+    return _technician(work_orders.create_technician(call.ctx, body), status=201)
+
+
+@api.route(f"{TECHNICIANS}/{{user_id}}", permission=TECHS_READ, summary="A technician")
+def get_technician(call: Call, user_id: str) -> Reply:
+    return _technician(work_orders.get_technician(call.ctx, user_id))
+
+
+@api.route(f"{TECHNICIANS}/{{user_id}}", ["PATCH"], permission=TECHS_WRITE)
+def update_technician(call: Call, user_id: str) -> Reply:
+    body = call.body(work_orders.TechnicianUpdate)
+    return _technician(work_orders.update_technician(call.ctx, user_id, body))
+
+
+@api.route(WORK_ORDERS, permission=ORDERS_READ, summary="Work orders (a technician: their own)")
+def list_work_orders(call: Call) -> Reply:
+    query = call.query
+    page = work_orders.list_work_orders(
+        call.ctx, PageRequest.from_query(query), query.get("technician")
+    )
+    items = [
+        resource("work_order", work_orders.order_id_of(i), work_orders.work_order_summary(i))
+        for i in page.items
+    ]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(WORK_ORDERS, ["POST"], permission=ORDERS_MANAGE, summary="Create a work order")
+def create_work_order(call: Call) -> Reply:
+    body = call.body(work_orders.WorkOrderCreate)
+    return _work_order(work_orders.create_work_order(call.ctx, body), status=201)
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}", permission=ORDERS_READ, summary="A work order")
+def get_work_order(call: Call, order_id: str) -> Reply:
+    return _work_order(work_orders.get_work_order(call.ctx, order_id))
+
+
+@api.route(
+    f"{WORK_ORDERS}/{{order_id}}/assign",
+    ["POST"],
+    permission=ORDERS_MANAGE,
+    summary="Assign a technician (or the best-scoring one)",
+)
+def assign_work_order(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.AssignRequest)
+    item, history, score = work_orders.assign(call.ctx, order_id, body)
+    return _work_order((item, history), score=score)
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}/cancel", ["POST"], permission=ORDERS_MANAGE)
+def cancel_work_order(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.CancelRequest)
+    return _work_order(work_orders.cancel(call.ctx, order_id, body))
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}/check-in", ["POST"], permission=ORDERS_WRITE)
+def check_in_work_order(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.Location)
+    return _work_order(work_orders.check(call.ctx, order_id, "check_in", body))
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}/check-out", ["POST"], permission=ORDERS_WRITE)
+def check_out_work_order(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.Location)
+    return _work_order(work_orders.check(call.ctx, order_id, "check_out", body))
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}/notes", ["POST"], permission=ORDERS_WRITE)
+def add_work_order_note(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.NoteRequest)
+    return _work_order(work_orders.add_note(call.ctx, order_id, body))
+
+
+@api.route(
+    f"{WORK_ORDERS}/{{order_id}}/photos",
+    ["POST"],
+    permission=ORDERS_WRITE,
+    summary="Record a photo and get a presigned S3 PUT URL for it",
+)
+def add_work_order_photo(call: Call, order_id: str) -> Reply:
+    upload = work_orders.add_photo(call.ctx, order_id, call.body(work_orders.PhotoRequest))
+    return Reply(single(resource("photo_upload", upload["key"], upload), call.request.path), 201)
+
+
+@api.route(f"{WORK_ORDERS}/{{order_id}}/complete", ["POST"], permission=ORDERS_WRITE)
+def complete_work_order(call: Call, order_id: str) -> Reply:
+    body = call.body(work_orders.CompleteRequest)
+    return _work_order(work_orders.complete(call.ctx, order_id, body))
+
+
+# --- support tickets with SLA timers -------------------------------------------------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import tickets
+else:
+    tickets = lazy_module("dotmac.isp.tickets")
+
+TICKETS_READ, TICKETS_WRITE = "isp:tickets:read", "isp:tickets:write"
+TICKETS = "/tickets"
+
+
+def _ticket(found: Any, status: int = 200) -> Reply:
+    item, history = found
+    link = _link(f"{TICKETS}/{item.number}")
+    headers = {"Location": link} if status == 201 else {}
+    view = tickets.ticket_view(item, history)
+    return Reply(single(resource("ticket", item.number, view), link), status, headers)
+
+
+@api.route(TICKETS, permission=TICKETS_READ, summary="Tickets (?status=, ?sla=ok|at_risk|breached)")
+def list_tickets(call: Call) -> Reply:
+    query = call.query
+    page = tickets.list_tickets(
+        call.ctx, PageRequest.from_query(query), query.get("status"), query.get("sla")
+    )
+    items = [resource("ticket", i.number, tickets.ticket_summary(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(TICKETS, ["POST"], permission=TICKETS_WRITE, summary="Open a ticket (SLA from priority)")
+def create_ticket(call: Call) -> Reply:
+    body = call.body(tickets.TicketCreate)
+    return _ticket(tickets.create_ticket(call.ctx, body), status=201)
+
+
+@api.route(
+    f"{TICKETS}/sweep",
+    ["POST"],
+    permission=TICKETS_WRITE,
+    summary="Record the caller's tenant's SLA breaches as of now or a past as_of",
+)
+def sweep_tickets(call: Call) -> Reply:
+    view = tickets.sweep(call.ctx, call.body(tickets.SweepRequest))
+    return Reply(single(resource("ticket_sweep", view["as_of"], view), call.request.path))
+
+
+@api.route(f"{TICKETS}/{{ticket_id}}", permission=TICKETS_READ, summary="A ticket + history")
+def get_ticket(call: Call, ticket_id: str) -> Reply:
+    return _ticket(tickets.get_ticket(call.ctx, ticket_id))
+
+
+@api.route(
+    f"{TICKETS}/{{ticket_id}}",
+    ["PATCH"],
+    permission=TICKETS_WRITE,
+    summary="Subject, description, category, priority (recomputes the deadlines)",
+)
+def update_ticket(call: Call, ticket_id: str) -> Reply:
+    body = call.body(tickets.TicketUpdate)
+    return _ticket(tickets.update_ticket(call.ctx, ticket_id, body))
+
+
+@api.route(f"{TICKETS}/{{ticket_id}}/respond", ["POST"], permission=TICKETS_WRITE)
+def respond_ticket(call: Call, ticket_id: str) -> Reply:
+    body = call.body(tickets.RespondRequest)
+    return _ticket(tickets.respond(call.ctx, ticket_id, body))
+
+
+def _ticket_action(call: Call, ticket_id: str, action: str) -> Reply:
+    body = call.body(tickets.TicketTransition)
+    return _ticket(tickets.transition(call.ctx, ticket_id, action, body))
+
+
+@api.route(f"{TICKETS}/{{ticket_id}}/resolve", ["POST"], permission=TICKETS_WRITE)
+def resolve_ticket(call: Call, ticket_id: str) -> Reply:
+    return _ticket_action(call, ticket_id, "resolve")
+
+
+@api.route(f"{TICKETS}/{{ticket_id}}/close", ["POST"], permission=TICKETS_WRITE)
+def close_ticket(call: Call, ticket_id: str) -> Reply:
+    return _ticket_action(call, ticket_id, "close")
+
+
+@api.route(f"{TICKETS}/{{ticket_id}}/reopen", ["POST"], permission=TICKETS_WRITE)
+def reopen_ticket(call: Call, ticket_id: str) -> Reply:
+    return _ticket_action(call, ticket_id, "reopen")

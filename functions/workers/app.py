@@ -54,3 +54,11 @@ def start_scheduled_dunning(event: dict[str, Any], context: Any) -> dict[str, An
         return {"as_of": today.isoformat(), "queued": start_dunning(today)}
 
     return scheduled_handler(event, context, run)
+
+
+@app.lambda_function(name="sweep_ticket_slas")
+def sweep_ticket_slas(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Every 5 minutes: record SLA breaches of open ISP tickets and queue their escalations."""
+    from dotmac.isp.tickets import sweep_all
+
+    return scheduled_handler(event, context, sweep_all)

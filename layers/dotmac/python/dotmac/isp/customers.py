@@ -40,21 +40,20 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictInt, StringConstraints
 
 from dotmac.core.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from dotmac.core.model import TableItem
 from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, TenantRepository, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp.models import CustomerItem, TransitionItem
 
-if TYPE_CHECKING:
-    from dotmac.core.model import TableItem
-
-    ItemT = TypeVar("ItemT", bound=TableItem)
+ItemT = TypeVar("ItemT", bound=TableItem)
+RecordT = TypeVar("RecordT", bound=TableItem)
 
 # Partitions and index partitions (all inside the tenant's key space).
 CUSTOMER, CUSTOMERS, CUSTOMER_STATUS = "ISP_CUSTOMER", "ISP_CUSTOMERS", "ISP_CUSTOMER_STATUS"
@@ -320,6 +319,40 @@ def _id_or_404(value: str) -> str:
     if not re.fullmatch(ID_PATTERN, value or ""):
         raise NotFoundError(f"customer {value} not found")
     return value
+
+
+class RecordRepository(TenantRepository, Generic[RecordT]):
+    """A record at `<kind>#<id>` / `ROOT` with its transitions beside it (subclasses name
+    the item model, the partition kind and how an id is checked)."""
+
+    model: type[RecordT]
+    kind: str
+    noun: str
+
+    def check_id(self, record_id: str) -> str:
+        """`record_id` itself; 404 (no I/O) for an id no record can have."""
+        raise NotImplementedError
+
+    def partition(self, record_id: str) -> str:
+        return self.key(self.kind, record_id)
+
+    def record(self, record_id: str, *, consistent: bool = False) -> RecordT:
+        """The record alone: one GetItem."""
+        self.check_id(record_id)
+        try:
+            return self.model.get(self.partition(record_id), ROOT, consistent_read=consistent)
+        except self.model.DoesNotExist as exc:
+            raise NotFoundError(f"{self.noun} {record_id} not found") from exc
+
+    def with_history(
+        self, record_id: str, *, consistent: bool = False
+    ) -> tuple[RecordT, list[TransitionItem]]:
+        """The record and its newest transitions: one Query."""
+        self.check_id(record_id)
+        found = read_collection(self.model, self.partition(record_id), consistent=consistent)
+        if found is None:
+            raise NotFoundError(f"{self.noun} {record_id} not found")
+        return found
 
 
 class CustomerRepository(TenantRepository):

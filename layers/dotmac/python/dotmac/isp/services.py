@@ -61,16 +61,16 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from dotmac.core.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, TenantRepository, query_page
+from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp import customers
 from dotmac.isp.customers import (
     ROOT,
     Reason,
+    RecordRepository,
     invalid_state,
     new_transition,
-    read_collection,
     stage_status_change,
 )
 from dotmac.isp.models import CustomerItem, PlanItem, ServiceItem, TransitionItem
@@ -274,27 +274,15 @@ def _number_or_404(value: str) -> str:
     return value
 
 
-class ServiceRepository(TenantRepository):
+class ServiceRepository(RecordRepository[ServiceItem]):
     """Services of one tenant; every key is built from the context."""
 
-    def partition(self, number: str) -> str:
-        return self.key(SERVICE, number)
+    model = ServiceItem
+    kind = SERVICE
+    noun = "service"
 
-    def service(self, number: str, *, consistent: bool = False) -> ServiceItem:
-        _number_or_404(number)
-        try:
-            return ServiceItem.get(self.partition(number), ROOT, consistent_read=consistent)
-        except ServiceItem.DoesNotExist as exc:
-            raise NotFoundError(f"service {number} not found") from exc
-
-    def with_history(
-        self, number: str, *, consistent: bool = False
-    ) -> tuple[ServiceItem, list[TransitionItem]]:
-        _number_or_404(number)
-        found = read_collection(ServiceItem, self.partition(number), consistent=consistent)
-        if found is None:
-            raise NotFoundError(f"service {number} not found")
-        return found
+    def check_id(self, record_id: str) -> str:
+        return _number_or_404(record_id)
 
     def services(self, page: PageRequest, customer_id: str | None = None) -> Page[ServiceItem]:
         if customer_id is None:
@@ -447,7 +435,7 @@ def transition(
     partition = repo.partition(_number_or_404(number))
 
     def attempt() -> None:
-        item = repo.service(number, consistent=True)
+        item = repo.record(number, consistent=True)
         target = next_status(item.status, action)
         now = _now()
         actions: list[Any] = [
@@ -511,7 +499,7 @@ def _quote(
     ctx: TenantContext, repo: ServiceRepository, number: str, body: PlanChange
 ) -> tuple[ServiceItem, PlanItem, Proration]:
     """Read the service, its customer and the new plan; price the change (writes nothing)."""
-    service = repo.service(number, consistent=True)
+    service = repo.record(number, consistent=True)
     if service.status not in PLAN_CHANGEABLE:
         raise invalid_state("service", service.status, "change plan")
     customer, plan = repo.customer_and_plan(service.customer_id, body.plan_id)
