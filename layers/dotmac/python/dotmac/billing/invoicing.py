@@ -230,6 +230,15 @@ def stage_job_done(uow: UnitOfWork, run_id: str, tenant_id: str, number: str | N
     )
 
 
+def _close_empty_job(ctx: TenantContext, run_id: str, period: str) -> None:
+    """Mark the tenant's job done without an invoice (once: a redelivery finds it closed)."""
+    uow = UnitOfWork(ctx)
+    stage_job_done(uow, run_id, ctx.tenant_id, None)
+    uow.audit("billing.invoice.skip", "tenant", ctx.tenant_id, after={"period": period})
+    with contextlib.suppress(ConflictError):
+        uow.commit()
+
+
 def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) -> Issued:
     """Issue the tenant's invoice for `period` unless it exists (then change nothing)."""
     from dotmac.billing.models import InvoicePeriodItem
@@ -253,17 +262,17 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
     lines = lines_for(segments(events, tenant.plan, start, end), start, end)
     if not lines:  # subscribed to nothing during the period: nothing to invoice
         if run_id is not None:
-            uow = UnitOfWork(ctx)
-            stage_job_done(uow, run_id, tenant_id, None)
-            uow.audit("billing.invoice.skip", "tenant", tenant_id, after={"period": period})
-            with contextlib.suppress(ConflictError):  # a redelivery: the job is closed already
-                uow.commit()
+            _close_empty_job(ctx, run_id, period)
         return Issued(None, created=False)
     book = Book(ctx)
     settlement = TenantSettlement(ctx)
+    created: list[Any] = []
+    tries = 0
 
     def attempt() -> Issued:
-        if (found := _existing(ctx, period)) is not None:
+        nonlocal tries
+        tries += 1  # the first try was just preceded by the same check
+        if tries > 1 and (found := _existing(ctx, period)) is not None:
             return Issued(found, created=False)
         account = ledger.load_account(book)
         issued_on = datetime.now(UTC).date()
@@ -289,6 +298,7 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
             stage_job_done(uow, run_id, tenant_id, number)
         uow.audit("billing.invoice.create", "invoice", number, after={"total": invoice.total})
         uow.commit()
+        created.append(invoice)
         return Issued(number, created=True)
 
     try:
@@ -297,7 +307,11 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
         if (found := _existing(ctx, period)) is None:
             raise
         issued = Issued(found, created=False)
-    if issued.number is not None:
+    if issued.created:  # its documents cannot be there yet: no need to look
+        from dotmac.billing import documents
+
+        documents.store(document_of(created[-1], tenant.name))
+    elif issued.number is not None:
         ensure_documents(ctx, issued.number, tenant.name)
     return issued
 
