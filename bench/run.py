@@ -84,6 +84,7 @@ def cold_start() -> list[dict[str, object]]:
 
 
 def main() -> int:
+    import billing
     import identity
     import provisioning
 
@@ -106,6 +107,8 @@ def main() -> int:
     identity.report(identity_result)
     provisioning_result = provisioning.run()
     provisioning.report(provisioning_result)
+    billing_result = billing.run()
+    billing.report(billing_result)
     out = REPO / "bench" / "results" / "latest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     results = {
@@ -114,6 +117,7 @@ def main() -> int:
         "cold_start": {"bar": BAR, "rows": rows},
         "identity": identity_result,
         "provisioning": provisioning_result,
+        "billing": billing_result,
     }
     out.write_text(json.dumps(results, indent=2))
     print(f"saved {out.relative_to(REPO)} ({time.perf_counter() - started:.0f}s)")
