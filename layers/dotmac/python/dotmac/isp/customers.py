@@ -323,15 +323,18 @@ def _id_or_404(value: str) -> str:
 
 class RecordRepository(TenantRepository, Generic[RecordT]):
     """A record at `<kind>#<id>` / `ROOT` with its transitions beside it (subclasses name
-    the item model, the partition kind and how an id is checked)."""
+    the item model, the partition kind and the shape of an id)."""
 
     model: type[RecordT]
     kind: str
     noun: str
+    id_pattern: str
 
     def check_id(self, record_id: str) -> str:
         """`record_id` itself; 404 (no I/O) for an id no record can have."""
-        raise NotImplementedError
+        if not re.fullmatch(self.id_pattern, record_id or ""):
+            raise NotFoundError(f"{self.noun} {record_id} not found")
+        return record_id
 
     def partition(self, record_id: str) -> str:
         return self.key(self.kind, record_id)

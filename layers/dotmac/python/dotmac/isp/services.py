@@ -268,21 +268,13 @@ def service_view(item: ServiceItem, history: list[TransitionItem]) -> dict[str, 
 # --- data access ---------------------------------------------------------------------------
 
 
-def _number_or_404(value: str) -> str:
-    if not re.fullmatch(NUMBER_PATTERN, value or ""):
-        raise NotFoundError(f"service {value} not found")
-    return value
-
-
 class ServiceRepository(RecordRepository[ServiceItem]):
     """Services of one tenant; every key is built from the context."""
 
     model = ServiceItem
     kind = SERVICE
     noun = "service"
-
-    def check_id(self, record_id: str) -> str:
-        return _number_or_404(record_id)
+    id_pattern = NUMBER_PATTERN
 
     def services(self, page: PageRequest, customer_id: str | None = None) -> Page[ServiceItem]:
         if customer_id is None:
@@ -432,7 +424,7 @@ def transition(
     from dotmac.core.retry import until_won
 
     repo = ServiceRepository(ctx)
-    partition = repo.partition(_number_or_404(number))
+    partition = repo.partition(repo.check_id(number))
 
     def attempt() -> None:
         item = repo.record(number, consistent=True)
@@ -566,7 +558,7 @@ def preview_plan_change(ctx: TenantContext, number: str, body: PlanChange) -> di
     from dotmac.core import audit_trail
 
     repo = ServiceRepository(ctx)
-    _number_or_404(number)
+    repo.check_id(number)
     quote = _change_view(*_quote(ctx, repo, number, body))
     audit_trail.record(
         ctx,
@@ -586,7 +578,7 @@ def change_plan(
     from dotmac.core.retry import until_won
 
     repo = ServiceRepository(ctx)
-    partition = repo.partition(_number_or_404(number))
+    partition = repo.partition(repo.check_id(number))
     quoted: list[dict[str, Any]] = []
 
     def attempt() -> None:

@@ -60,7 +60,6 @@ stays under `at_risk` until the sweep records the breach (its `sla.status` alrea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -309,12 +308,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _number_or_404(value: str) -> str:
-    if not re.fullmatch(NUMBER_PATTERN, value or ""):
-        raise NotFoundError(f"ticket {value} not found")
-    return value
-
-
 def _invalid(field: str, message: str) -> ValidationError:
     return ValidationError(f"invalid {field}", details=[FieldError(field, message)])
 
@@ -353,9 +346,7 @@ class TicketRepository(RecordRepository[TicketItem]):
     model = TicketItem
     kind = TICKET
     noun = "ticket"
-
-    def check_id(self, record_id: str) -> str:
-        return _number_or_404(record_id)
+    id_pattern = NUMBER_PATTERN
 
     def tickets(self, page: PageRequest, status: str | None = None) -> Page[TicketItem]:
         if status is None:
@@ -427,7 +418,7 @@ def _change(
     from dotmac.core.retry import until_won
 
     repo = TicketRepository(ctx)
-    partition = repo.partition(_number_or_404(number))
+    partition = repo.partition(repo.check_id(number))
     done: list[tuple[TicketItem | None, list[tuple[str, datetime]]]] = []
 
     def attempt() -> None:

@@ -458,9 +458,7 @@ class WorkOrderRepository(RecordRepository[WorkOrderItem]):
     model = WorkOrderItem
     kind = WORK_ORDER
     noun = "work order"
-
-    def check_id(self, record_id: str) -> str:
-        return _id_or_404(record_id)
+    id_pattern = ID_PATTERN
 
     def orders(self, page: PageRequest, technician: str | None = None) -> Page[WorkOrderItem]:
         if technician is None:
