@@ -2,10 +2,12 @@
 
 A ladder (per account, or DEFAULT_LADDER) lists steps `{"after_days", "action"}` in order:
 `remind` (a notification), `late_fee` (a late-fee invoice, flat or a share of the overdue
-balance) and `suspend` (the side's escalation: the platform suspends the tenant, an ISP
-blocks the subscriber). Each invoice remembers how many steps it has taken, and each step
-commits with that count in one transaction, so running the ladder twice takes no step
-twice. A payment that clears the balance lifts a suspension (the Settlement's part).
+balance) and the side's escalations (`suspend`: the platform suspends the tenant, an ISP
+blocks the subscriber; an ISP's `deactivate` stops billing him). Each invoice remembers how
+many steps it has taken, and each step commits with that count in one transaction, so
+running the ladder twice takes no step twice. The first pass that sees an invoice open past
+its due date flags it overdue (in its own transaction, with the side's receivables). A
+payment that clears the balance lifts a suspension (the Settlement's part).
 """
 
 from __future__ import annotations
@@ -69,10 +71,15 @@ class Escalation(Protocol):
     ) -> None:
         """Send a reminder (idempotent per invoice and step)."""
 
-    def stage_suspend(
-        self, uow: UnitOfWork, book: ledger.Book, account: BillingAccountItem, invoice: InvoiceItem
+    def stage_escalate(
+        self,
+        uow: UnitOfWork,
+        book: ledger.Book,
+        account: BillingAccountItem,
+        invoice: InvoiceItem,
+        action: str,
     ) -> None:
-        """Stage the suspension into `uow` (the account is saved after)."""
+        """Stage the side's `action` (e.g. suspend) into `uow` (the account is saved after)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,16 @@ def dun(
             overdue = (as_of - date.fromisoformat(invoice.due_on)).days
             if overdue <= 0:
                 continue
+            if not invoice.overdue:
+                uow = UnitOfWork(book.ctx)
+                ledger.stage_overdue(uow, book, invoice, settlement)
+                uow.audit(
+                    "billing.invoice.overdue",
+                    "invoice",
+                    invoice.SK,
+                    after={"balance": invoice.balance, "as_of": as_of.isoformat()},
+                )
+                uow.commit(conflict="the invoice changed meanwhile; retry")
             for index, action in due_steps(ladder, int(invoice.dunning_step), overdue):
                 taken.append(
                     _take(
@@ -151,8 +168,8 @@ def _take(
             fee_number = _stage_fee(
                 uow, book, account, invoice, fee=fee, as_of=as_of, settlement=settlement
             )
-    elif action == "suspend":
-        escalation.stage_suspend(uow, book, account, invoice)
+    elif action != "late_fee":
+        escalation.stage_escalate(uow, book, account, invoice, action)
         uow.put(account)
     uow.audit(
         f"billing.dunning.{action}",
@@ -178,7 +195,7 @@ def _stage_fee(
     from dotmac.billing.invoicing import new_invoice
     from dotmac.billing.pricing import InvoiceLine, InvoiceTotals
 
-    number = numbering.stage_next_number(uow, book.ctx, "INV", as_of.year)
+    number = numbering.stage_next_number(uow, book.ctx, book.series, as_of.year)
     line = InvoiceLine(f"Late fee on {overdue.SK}", Decimal(1), fee)
     invoice = new_invoice(
         book,

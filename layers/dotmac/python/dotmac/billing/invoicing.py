@@ -130,6 +130,7 @@ def invoice_view(item: Any) -> dict[str, Any]:
         "balance": item.balance,
         "paid": item.paid,
         "credited": item.credited,
+        "overdue": bool(item.overdue),
         "fee_for": item.fee_for,
         "lines": item.lines,
         "tax_lines": item.tax_lines,
@@ -157,7 +158,8 @@ def _existing(ctx: TenantContext, period: str) -> str | None:
         return None
 
 
-def _totals(account: Any, lines: list[InvoiceLine], currency: str) -> InvoiceTotals:
+def price_for_account(account: Any, lines: list[InvoiceLine], currency: str) -> InvoiceTotals:
+    """The lines' totals under the account's tax settings."""
     rates = [
         TaxRate(str(r["name"]), Decimal(str(r["rate"])), bool(r.get("compound", False)))
         for r in (account.tax_rates or [])
@@ -288,7 +290,7 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
             period=period,
             category="SUBSCRIPTION",
             lines=lines,
-            totals=_totals(account, lines, plan.currency),
+            totals=price_for_account(account, lines, plan.currency),
             issued_on=issued_on,
             due_on=issued_on + timedelta(days=int(account.payment_terms_days)),
             run_id=run_id,

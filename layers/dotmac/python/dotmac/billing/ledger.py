@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         InvoiceItem,
         PaymentItem,
     )
-    from dotmac.billing.schemas import CreditNoteRequest, PaymentRequest
+    from dotmac.billing.schemas import AccountSettings, CreditNoteRequest, PaymentRequest
 
 # A payment settles at most this many invoices (the rest of it becomes credit, applied to
 # the next invoices): each settled invoice and its commission are items of one transaction.
@@ -59,10 +59,18 @@ MAX_SETTLED_PER_PAYMENT = 40
 
 @dataclass(frozen=True)
 class Book:
-    """Whose ledger: the tenant's own account (no scope) or one of its subscribers'."""
+    """Whose ledger: the tenant's own account (no scope) or one of its subscribers'.
+
+    `series` is the prefix of the book's invoice numbers (its own gapless sequence in the
+    tenant); with `receivables`, an account with open invoices is listed in that index
+    partition (GSI1, `<receivables>` / the scope's last part) so a side can find every
+    account that owes money with one Query.
+    """
 
     ctx: TenantContext
     scope: tuple[str, ...] = ()
+    series: str = "INV"
+    receivables: str | None = None
 
     def key(self, kind: str) -> str:
         return self.ctx.key(*self.scope, kind)
@@ -77,14 +85,20 @@ class Settlement(Protocol):
     def stage_cleared(self, uow: UnitOfWork, book: Book, account: BillingAccountItem) -> None:
         """The account's balance is zero or in credit after a payment or credit note."""
 
+    def stage_receivables(self, uow: UnitOfWork, book: Book, owed: Money, overdue: Money) -> None:
+        """The open invoices' balances moved by `owed`, those of overdue ones by `overdue`."""
+
 
 class NoSettlement:
-    """Nothing beyond the ledger itself."""
+    """Nothing beyond the ledger itself (the base of the sides' settlements)."""
 
     def stage_paid(self, uow: UnitOfWork, book: Book, invoice: InvoiceItem) -> None:
         return None
 
     def stage_cleared(self, uow: UnitOfWork, book: Book, account: BillingAccountItem) -> None:
+        return None
+
+    def stage_receivables(self, uow: UnitOfWork, book: Book, owed: Money, overdue: Money) -> None:
         return None
 
 
@@ -140,13 +154,27 @@ def open_numbers(account: BillingAccountItem) -> list[str]:
     return [str(number) for number in account.open_invoices or []]
 
 
-def _set_open(account: BillingAccountItem, numbers: list[str]) -> None:
+def _set_open(book: Book, account: BillingAccountItem, numbers: list[str]) -> None:
     account.open_invoices = numbers  # type: ignore[assignment]  # stored as a list of S
+    if book.receivables is not None:
+        owing = bool(numbers)
+        account.GSI1PK = book.ctx.key(book.receivables) if owing else None
+        account.GSI1SK = book.scope[-1] if owing else None
 
 
-def _close(account: BillingAccountItem, settled: Iterable[str]) -> None:
+def _close(book: Book, account: BillingAccountItem, settled: Iterable[str]) -> None:
     done = set(settled)
-    _set_open(account, [n for n in open_numbers(account) if n not in done])
+    _set_open(book, account, [n for n in open_numbers(account) if n not in done])
+
+
+def stage_overdue(
+    uow: UnitOfWork, book: Book, invoice: InvoiceItem, settlement: Settlement
+) -> None:
+    """Stage flagging an open invoice as overdue (its balance counts as overdue from now)."""
+    invoice.overdue = True
+    uow.put(invoice)
+    currency = invoice.currency
+    settlement.stage_receivables(uow, book, Money.zero(currency), money(invoice.balance, currency))
 
 
 def stage_post(
@@ -168,7 +196,10 @@ def stage_post(
         _settle(invoice, applied, "paid")
         account.credit = text(credit - applied)
     if invoice.status == "OPEN":
-        _set_open(account, [*open_numbers(account), str(invoice.SK)])
+        _set_open(book, account, [*open_numbers(account), str(invoice.SK)])
+        settlement.stage_receivables(
+            uow, book, money(invoice.balance, currency), Money.zero(currency)
+        )
     elif not total.is_zero():
         settlement.stage_paid(uow, book, invoice)
     uow.put(invoice, condition=type(invoice).PK.does_not_exist())
@@ -258,6 +289,7 @@ def pay(
         amount = _amount(request.amount, currency)
         uow = UnitOfWork(book.ctx)
         remaining, allocations, settled = amount, [], []
+        overdue = Money.zero(currency)
         for invoice in open_invoices(book, account)[:MAX_SETTLED_PER_PAYMENT]:
             if remaining.is_zero():
                 break
@@ -265,12 +297,16 @@ def pay(
             applied = remaining if remaining < balance else balance
             _settle(invoice, applied, "paid")
             remaining -= applied
+            if invoice.overdue:
+                overdue += applied
             allocations.append({"invoice": invoice.SK, "amount": text(applied)})
             uow.put(invoice)
             if invoice.status == "PAID":
                 settled.append(invoice.SK)
                 settlement.stage_paid(uow, book, invoice)
-        _close(account, settled)
+        _close(book, account, settled)
+        if remaining != amount:
+            settlement.stage_receivables(uow, book, remaining - amount, -overdue)
         _add(account, "paid", amount)
         _add(account, "balance", -amount)
         _add(account, "credit", remaining)
@@ -329,8 +365,10 @@ def credit_note(
         note_number = numbering.stage_next_number(uow, book.ctx, "CN", now.year)
         _settle(invoice, amount, "credited")
         uow.put(invoice)
+        zero = Money.zero(amount.currency)
+        settlement.stage_receivables(uow, book, -amount, -amount if invoice.overdue else zero)
         if invoice.status == "PAID":
-            _close(account, [number])
+            _close(book, account, [number])
             settlement.stage_paid(uow, book, invoice)
         _add(account, "credited", amount)
         _add(account, "balance", -amount)
@@ -357,6 +395,36 @@ def credit_note(
         return note, False
 
     return until_won(attempt)
+
+
+def configure(book: Book, settings: AccountSettings, account_id: str) -> BillingAccountItem:
+    """Change an account's settings (the fields given); versioned, with an audit record."""
+    from dotmac.core.retry import until_won
+
+    changes = settings.model_dump(mode="json", exclude_unset=True)
+
+    def attempt() -> BillingAccountItem:
+        item = load_account(book)
+        before = {name: _plain(getattr(item, name)) for name in changes}
+        for name, value in changes.items():
+            setattr(item, name, value)
+        uow = UnitOfWork(book.ctx)
+        uow.put(item)
+        uow.audit(
+            "billing.account.configure",
+            "billing_account",
+            account_id,
+            before=before,
+            after=changes,
+        )
+        uow.commit(conflict="the account changed meanwhile; retry")
+        return item
+
+    return until_won(attempt)
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, bool, list, dict)) else str(value)
 
 
 def _get(model: Any, partition: str, sk: str, what: str) -> Any:

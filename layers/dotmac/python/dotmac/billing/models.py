@@ -87,6 +87,7 @@ class InvoiceItem(TableItem):
     paid = UnicodeAttribute(default="0.00")  # settled by payments or account credit
     credited = UnicodeAttribute(default="0.00")  # settled by credit notes
     dunning_step = NumberAttribute(default=0)  # how many steps of the ladder were taken
+    overdue = BooleanAttribute(default=False)  # seen open past its due date by dunning
     fee_for = UnicodeAttribute(null=True)  # a late fee's overdue invoice
     lines = JSONAttribute()
     tax_lines = JSONAttribute()

@@ -123,6 +123,11 @@ def work(body: dict[str, Any], receive_count: int) -> None:
 
         dun(body["tenant_id"], date.fromisoformat(body["as_of"]))
         return
+    if body.get("kind") == "isp_billing":
+        from dotmac.isp.subscriber_billing import run_job
+
+        run_job(body)
+        return
     try:
         invoicing.invoice_tenant(body["tenant_id"], body["period"], run_id=body["run_id"])
     except Exception as exc:

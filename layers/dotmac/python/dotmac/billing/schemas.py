@@ -85,6 +85,20 @@ class AccountSettings(_Body):
         return steps
 
 
+class SubscriberDunningStep(DunningStep):
+    """An ISP's ladder may also end billing a blocked subscriber (`deactivate`)."""
+
+    action: Literal["remind", "late_fee", "suspend", "deactivate"]  # type: ignore[assignment]
+
+
+class SubscriberAccountSettings(AccountSettings):
+    """An ISP's changes to one subscriber's billing account (omitted fields stay)."""
+
+    dunning: list[SubscriberDunningStep] | None = Field(  # type: ignore[assignment]
+        default=None, min_length=1, max_length=10
+    )
+
+
 class DunningRequest(_Body):
     """Run the dunning ladder as of a day (default: today)."""
 

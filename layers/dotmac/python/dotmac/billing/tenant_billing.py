@@ -7,7 +7,7 @@ payment clears the balance of a tenant that dunning suspended.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dotmac.billing import dunning, ledger
 from dotmac.billing.ledger import Book
@@ -29,7 +29,7 @@ REACTIVATION_REASON = "payment cleared the balance"
 WORKER = "dunning"
 
 
-class TenantSettlement:
+class TenantSettlement(ledger.NoSettlement):
     """Paid invoices earn the referring partner's commission; a cleared balance lifts a
     dunning suspension. Remembers whether it changed the tenant's status."""
 
@@ -93,13 +93,18 @@ class TenantEscalation:
             },
         )
 
-    def stage_suspend(
-        self, uow: UnitOfWork, book: Book, account: BillingAccountItem, invoice: InvoiceItem
+    def stage_escalate(
+        self,
+        uow: UnitOfWork,
+        book: Book,
+        account: BillingAccountItem,
+        invoice: InvoiceItem,
+        action: str,
     ) -> None:
         from dotmac.management.service import stage_change
 
         tenant = self.settlement.tenant()
-        if tenant.status == "ACTIVE":
+        if action == "suspend" and tenant.status == "ACTIVE":
             stage_change(uow, tenant, "suspend", SUSPENSION_REASON)
             account.dunning_suspended = True
             self.settlement.status_changed = True
@@ -146,33 +151,8 @@ def account(ctx: TenantContext) -> BillingAccountItem:
 
 
 def configure(ctx: TenantContext, settings: AccountSettings) -> BillingAccountItem:
-    """Change an account's settings (the fields given); versioned, with an audit record."""
-    from dotmac.core.retry import until_won
-
-    changes = settings.model_dump(mode="json", exclude_unset=True)
-
-    def attempt() -> BillingAccountItem:
-        item = ledger.load_account(Book(ctx))
-        before = {name: _plain(getattr(item, name)) for name in changes}
-        for name, value in changes.items():
-            setattr(item, name, value)
-        uow = UnitOfWork(ctx)
-        uow.put(item)
-        uow.audit(
-            "billing.account.configure",
-            "billing_account",
-            ctx.tenant_id,
-            before=before,
-            after=changes,
-        )
-        uow.commit(conflict="the account changed meanwhile; retry")
-        return item
-
-    return until_won(attempt)
-
-
-def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, bool, list, dict)) else str(value)
+    """Change the tenant's account settings (see ledger.configure)."""
+    return ledger.configure(Book(ctx), settings, ctx.tenant_id)
 
 
 def start_dunning(as_of: date) -> int:
