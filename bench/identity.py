@@ -8,62 +8,38 @@ envelope) vs the bare `UserRepository.get` it needs, both against the same emula
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 N = 300
 
 
-def _timed(fn: Callable[[], Any], n: int = N) -> float:
-    samples = []
-    for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def run() -> dict[str, Any]:
-    from stack import counted_aws_calls, seeded_stack
+    from stack import bearer, counted_aws_calls, gateway, median_seconds, seeded_stack
 
-    from devcloud import registry, seed
-    from devcloud.gateway import Gateway
     from dotmac.core import ratelimit
     from dotmac.core.tenancy import TenantContext
     from dotmac.identity.authorizer import authorize_token
     from dotmac.identity.repository import UserRepository
-    from infra.resources import STACK
 
     with seeded_stack():
         # The bench measures overhead, not the limiter's refusals.
         ratelimit.API_PER_USER = ratelimit.Limit("api-user", 10**9, 60)
-        gateway = Gateway({app: registry.chalice_app(app) for app in STACK.http_apps})
-        status, _, body = gateway.handle(
-            "POST",
-            "/api/v1/auth/login",
-            {"Content-Type": "application/json"},
-            b'{"tenant":"abc-corp","email":"john.smith@abc-corp.example",'
-            b'"password":"' + seed.DEMO_PASSWORD.encode() + b'"}',
-        )
-        assert status == 200, body
-        import json
-
-        token = json.loads(body)["data"]["attributes"]["access_token"]
-        header = f"Bearer {token}"
+        through = gateway()
+        header = bearer(through, "john.smith@abc-corp.example")
         context = authorize_token(header)  # cold: loads keys, tenant, user state
         user_id = context["sub"]
         with counted_aws_calls() as calls:
-            authorizer_seconds = _timed(lambda: authorize_token(header))
+            authorizer_seconds = median_seconds(lambda: authorize_token(header), N)
             authorizer_calls = sum(calls.values())
             calls.clear()
             headers = {"Authorization": header}
-            full = _timed(lambda: gateway.handle("GET", "/api/v1/auth/me", headers, None))
+            full = median_seconds(
+                lambda: through.handle("GET", "/api/v1/auth/me", headers, None), N
+            )
             per_request = {k: v / N for k, v in calls.items()}
             calls.clear()
             repo = UserRepository(TenantContext("abc-corp", user_id))
-            bare = _timed(lambda: repo.get(user_id))
+            bare = median_seconds(lambda: repo.get(user_id), N)
             bare_calls = {k: v / N for k, v in calls.items()}
     return {
         "authorizer_us": authorizer_seconds * 1e6,

@@ -86,6 +86,7 @@ def cold_start() -> list[dict[str, object]]:
 def main() -> int:
     import billing
     import identity
+    import isp
     import provisioning
 
     started = time.perf_counter()
@@ -105,6 +106,8 @@ def main() -> int:
     print(f"worst ratio {worst:.2f}x -> {'OK' if worst <= BAR else 'OVER THE BAR'}")
     identity_result = identity.run()
     identity.report(identity_result)
+    isp_result = isp.run()
+    isp.report(isp_result)
     provisioning_result = provisioning.run()
     provisioning.report(provisioning_result)
     billing_result = billing.run()
@@ -116,6 +119,7 @@ def main() -> int:
         "python": sys.version.split()[0],
         "cold_start": {"bar": BAR, "rows": rows},
         "identity": identity_result,
+        "isp": isp_result,
         "provisioning": provisioning_result,
         "billing": billing_result,
     }

@@ -4,8 +4,10 @@ every Lambda dispatched to its real handler, DynamoDB writes atomic, demo data s
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,6 +48,42 @@ def seeded_stack(*, seed: bool = True) -> Iterator[None]:
         finally:
             lambda_dispatch.uninstall()
             dynamodb_atomicity.uninstall()
+
+
+def median_seconds(fn: Callable[[], Any], n: int) -> float:
+    """The median wall time of `n` calls of `fn`."""
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def gateway() -> Any:
+    """The local API gateway in front of every HTTP app (the real authorizer included)."""
+    from devcloud import registry
+    from devcloud.gateway import Gateway
+    from infra.resources import STACK
+
+    return Gateway({app: registry.chalice_app(app) for app in STACK.http_apps})
+
+
+def bearer(through: Any, email: str) -> str:
+    """An `Authorization` header for a seeded ABC Corp user, signed in through `through`."""
+    import json
+
+    from devcloud import seed
+
+    body = {"tenant": seed.ABC_CORP, "email": email, "password": seed.DEMO_PASSWORD}
+    status, _, answer = through.handle(
+        "POST",
+        "/api/v1/auth/login",
+        {"Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    assert status == 200, answer
+    return f"Bearer {json.loads(answer)['data']['attributes']['access_token']}"
 
 
 @contextmanager

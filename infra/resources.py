@@ -132,6 +132,7 @@ STACK = Stack(
     queues=(
         Queue("notifications", visibility_timeout=60),
         Queue("billing-jobs", visibility_timeout=120),
+        Queue("device-events", visibility_timeout=60),
     ),
     buckets=(Bucket("objects"),),
     kms_key_alias="pii",
@@ -154,12 +155,20 @@ STACK = Stack(
             timeout=300,
             memory=1024,
         ),
+        # Every step of the ISP service activation workflow (dotmac.isp.provisioning).
+        Function(name="isp-activation-steps", app="isp", handler="isp_activation_step", timeout=60),
         Function(
             name="invoice-worker",
             app="workers",
             handler="run_billing_jobs",  # invoice and dunning jobs
             timeout=100,
             queue_triggers=(QueueTrigger("billing-jobs", batch_size=10),),
+        ),
+        Function(
+            name="device-events-worker",
+            app="workers",
+            handler="ingest_device_events",  # device status reports (dotmac.isp.network)
+            queue_triggers=(QueueTrigger("device-events", batch_size=10),),
         ),
         Function(
             name="billing-scheduler",
@@ -189,5 +198,6 @@ STACK = Stack(
     state_machines=(
         StateMachine("provision_tenant", functions=("lifecycle-steps",)),
         StateMachine("deprovision_tenant", functions=("lifecycle-steps",)),
+        StateMachine("activate_isp_service", functions=("isp-activation-steps",)),
     ),
 )

@@ -303,11 +303,6 @@ def _service_action(call: Call, service_id: str, action: str) -> Reply:
     return _service(services.transition(call.ctx, service_id, action, body))
 
 
-@api.route(f"{SERVICES}/{{service_id}}/activate", ["POST"], permission=SERVICES_WRITE)
-def activate_service(call: Call, service_id: str) -> Reply:
-    return _service_action(call, service_id, "activate")
-
-
 @api.route(f"{SERVICES}/{{service_id}}/suspend", ["POST"], permission=SERVICES_WRITE)
 def suspend_service(call: Call, service_id: str) -> Reply:
     return _service_action(call, service_id, "suspend")
@@ -573,3 +568,461 @@ def close_ticket(call: Call, ticket_id: str) -> Reply:
 @api.route(f"{TICKETS}/{{ticket_id}}/reopen", ["POST"], permission=TICKETS_WRITE)
 def reopen_ticket(call: Call, ticket_id: str) -> Reply:
     return _ticket_action(call, ticket_id, "reopen")
+
+
+# --- subscriber billing (staff) and the customer portal ------------------------------------
+
+if TYPE_CHECKING:
+    from dotmac.billing import invoicing, ledger, schemas
+    from dotmac.isp import portal, subscriber_billing
+else:
+    invoicing = lazy_module("dotmac.billing.invoicing")
+    ledger = lazy_module("dotmac.billing.ledger")
+    schemas = lazy_module("dotmac.billing.schemas")
+    portal = lazy_module("dotmac.isp.portal")
+    subscriber_billing = lazy_module("dotmac.isp.subscriber_billing")
+
+BILLING_READ, BILLING_WRITE = "isp:billing:read", "isp:billing:write"
+PORTAL_READ, PORTAL_WRITE = "isp:portal:read", "isp:portal:write"
+OF_CUSTOMER, PORTAL = f"{CUSTOMERS}/{{customer_id}}", "/portal"
+
+
+def _one(call: Call, kind: str, key: str, view: dict[str, Any], status: int = 200) -> Reply:
+    return Reply(single(resource(kind, key, view), call.request.path), status)
+
+
+def _invoices(call: Call, customer_id: str) -> Reply:
+    request = PageRequest.from_query(call.query)
+    page = subscriber_billing.list_invoices(call.ctx, customer_id, request)
+    items = [resource("invoice", i.SK, invoicing.invoice_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+def _invoice(call: Call, customer_id: str, number: str) -> Reply:
+    item = subscriber_billing.get_invoice(call.ctx, customer_id, number)
+    return _one(call, "invoice", number, invoicing.invoice_view(item))
+
+
+def _account(call: Call, customer_id: str) -> Reply:
+    account = subscriber_billing.account(call.ctx, customer_id)
+    return _one(call, "billing_account", customer_id, ledger.account_view(account))
+
+
+def _pay(call: Call, customer_id: str) -> Reply:
+    key = call.idempotency_key(required=True)
+    body = call.body(schemas.PaymentRequest)
+    payment, replayed = subscriber_billing.pay(call.ctx, customer_id, body, key)
+    view = ledger.payment_view(payment)
+    return _one(call, "payment", payment.SK, view, 200 if replayed else 201)
+
+
+def _payments(call: Call, customer_id: str) -> Reply:
+    target = subscriber_billing.book(call.ctx, customer_id)
+    page = ledger.list_payments(target, PageRequest.from_query(call.query))
+    items = [resource("payment", i.SK, ledger.payment_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+def _payment(call: Call, customer_id: str, payment_id: str) -> Reply:
+    payment = ledger.get_payment(subscriber_billing.book(call.ctx, customer_id), payment_id)
+    return _one(call, "payment", payment_id, ledger.payment_view(payment))
+
+
+@api.route(f"{OF_CUSTOMER}/billing-account", permission=BILLING_READ, summary="Balance, settings")
+def get_billing_account(call: Call, customer_id: str) -> Reply:
+    return _account(call, customer_id)
+
+
+@api.route(
+    f"{OF_CUSTOMER}/billing-account",
+    ["PUT"],
+    permission=BILLING_WRITE,
+    summary="Terms, taxes, late fee, dunning ladder (remind, late_fee, suspend, deactivate)",
+)
+def configure_billing_account(call: Call, customer_id: str) -> Reply:
+    body = call.body(schemas.SubscriberAccountSettings)
+    subscriber_billing.account(call.ctx, customer_id)  # 404 unless the customer exists
+    target = subscriber_billing.book(call.ctx, customer_id)
+    account = ledger.configure(target, body, customer_id)
+    return _one(call, "billing_account", customer_id, ledger.account_view(account))
+
+
+@api.route(f"{OF_CUSTOMER}/invoices", permission=BILLING_READ, summary="A customer's invoices")
+def list_customer_invoices(call: Call, customer_id: str) -> Reply:
+    return _invoices(call, customer_id)
+
+
+@api.route(f"{OF_CUSTOMER}/invoices/{{number}}", permission=BILLING_READ)
+def get_customer_invoice(call: Call, customer_id: str, number: str) -> Reply:
+    return _invoice(call, customer_id, number)
+
+
+@api.route(
+    f"{OF_CUSTOMER}/invoices/{{number}}/credit-notes",
+    ["POST"],
+    permission=BILLING_WRITE,
+    summary="Credit part of an invoice's balance (Idempotency-Key optional)",
+)
+def credit_customer_invoice(call: Call, customer_id: str, number: str) -> Reply:
+    key = call.idempotency_key(required=False)
+    body = call.body(schemas.CreditNoteRequest)
+    note, replayed = subscriber_billing.credit(call.ctx, customer_id, number, body, key)
+    view = ledger.credit_note_view(note)
+    return _one(call, "credit_note", note.SK, view, 200 if replayed else 201)
+
+
+@api.route(
+    f"{OF_CUSTOMER}/payments",
+    ["POST"],
+    permission=BILLING_WRITE,
+    summary="Record a payment (Idempotency-Key required): oldest invoices first, rest is credit",
+)
+def record_customer_payment(call: Call, customer_id: str) -> Reply:
+    return _pay(call, customer_id)
+
+
+@api.route(f"{OF_CUSTOMER}/payments", permission=BILLING_READ, summary="A customer's payments")
+def list_customer_payments(call: Call, customer_id: str) -> Reply:
+    return _payments(call, customer_id)
+
+
+@api.route(f"{OF_CUSTOMER}/payments/{{payment_id}}", permission=BILLING_READ)
+def get_customer_payment(call: Call, customer_id: str, payment_id: str) -> Reply:
+    return _payment(call, customer_id, payment_id)
+
+
+@api.route(
+    "/billing/days",
+    ["POST"],
+    permission=BILLING_WRITE,
+    summary="Queue the daily subscriber billing (invoices due, dunning) as of a day",
+)
+def start_billing_day(call: Call) -> Reply:
+    body = call.body(schemas.DunningRequest)
+    view = subscriber_billing.start_day(call.ctx, body.as_of)
+    return Reply(single(resource("billing_day", view["as_of"], view), call.request.path), 202)
+
+
+@api.route(f"{PORTAL}/profile", permission=PORTAL_READ, summary="The portal user's customer record")
+def portal_profile(call: Call) -> Reply:
+    return _customer(call, customers.get_customer(call.ctx, portal.customer_of(call.ctx)))
+
+
+@api.route(f"{PORTAL}/services", permission=PORTAL_READ, summary="The portal user's services")
+def portal_services(call: Call) -> Reply:
+    mine = portal.customer_of(call.ctx)
+    page = services.list_services(call.ctx, PageRequest.from_query(call.query), mine)
+    items = [resource("service", i.number, services.service_summary(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(f"{PORTAL}/services/{{service_id}}", permission=PORTAL_READ)
+def portal_service(call: Call, service_id: str) -> Reply:
+    return _service(portal.service(call.ctx, service_id))
+
+
+@api.route(f"{PORTAL}/invoices", permission=PORTAL_READ, summary="The portal user's invoices")
+def portal_invoices(call: Call) -> Reply:
+    return _invoices(call, portal.customer_of(call.ctx))
+
+
+@api.route(f"{PORTAL}/invoices/{{number}}", permission=PORTAL_READ)
+def portal_invoice(call: Call, number: str) -> Reply:
+    return _invoice(call, portal.customer_of(call.ctx), number)
+
+
+@api.route(f"{PORTAL}/billing-account", permission=PORTAL_READ, summary="Balance and credit")
+def portal_account(call: Call) -> Reply:
+    return _account(call, portal.customer_of(call.ctx))
+
+
+@api.route(
+    f"{PORTAL}/payments",
+    ["POST"],
+    permission=PORTAL_WRITE,
+    summary="Pay (Idempotency-Key required); clearing a dunning block reconnects the services",
+)
+def portal_pay(call: Call) -> Reply:
+    return _pay(call, portal.customer_of(call.ctx))
+
+
+@api.route(f"{PORTAL}/payments", permission=PORTAL_READ, summary="The portal user's payments")
+def portal_payments(call: Call) -> Reply:
+    return _payments(call, portal.customer_of(call.ctx))
+
+
+@api.route(f"{PORTAL}/payments/{{payment_id}}", permission=PORTAL_READ)
+def portal_payment(call: Call, payment_id: str) -> Reply:
+    return _payment(call, portal.customer_of(call.ctx), payment_id)
+
+
+@api.route(f"{PORTAL}/tickets", permission=PORTAL_READ, summary="The portal user's tickets")
+def portal_tickets(call: Call) -> Reply:
+    mine = portal.customer_of(call.ctx)
+    page = tickets.customer_tickets(call.ctx, mine, PageRequest.from_query(call.query))
+    items = [resource("ticket", i.number, tickets.ticket_summary(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(f"{PORTAL}/tickets", ["POST"], permission=PORTAL_WRITE, summary="Open a ticket")
+def portal_open_ticket(call: Call) -> Reply:
+    return _ticket(portal.open_ticket(call.ctx, call.body(portal.PortalTicket)), status=201)
+
+
+@api.route(f"{PORTAL}/tickets/{{ticket_id}}", permission=PORTAL_READ)
+def portal_ticket(call: Call, ticket_id: str) -> Reply:
+    return _ticket(portal.ticket(call.ctx, ticket_id))
+
+
+# --- dashboard -----------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import dashboard
+else:
+    dashboard = lazy_module("dotmac.isp.dashboard")
+
+DASHBOARD_READ = "isp:dashboard:read"  # isp_manager (isp:*:*), not technicians or customers
+
+
+@api.route(
+    "/dashboard",
+    permission=DASHBOARD_READ,
+    summary="Customers by state, MRR, receivables, open tickets by SLA, address utilisation",
+)
+def get_dashboard(call: Call) -> Reply:
+    view = dashboard.get_dashboard(call.ctx)
+    return Reply(single(resource("isp_dashboard", call.ctx.tenant_id, view), call.request.path))
+
+
+# --- service activation (Step Functions) and the network adapter ---------------------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import adapter, provisioning
+else:
+    adapter = lazy_module("dotmac.isp.adapter")
+    provisioning = lazy_module("dotmac.isp.provisioning")
+
+
+@app.lambda_function(name="isp_activation_step")
+def isp_activation_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Step Functions task: one step of the service activation workflow."""
+    return provisioning.run_step(event)
+
+
+def _activation(item: Any, status: int = 200) -> Reply:
+    link = _link(f"{SERVICES}/{item.number}/activation")
+    headers = {"Location": link} if status == 202 else {}
+    view = provisioning.activation_view(item)
+    return Reply(single(resource("service_activation", item.number, view), link), status, headers)
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/activation",
+    ["POST"],
+    permission=SERVICES_WRITE,
+    summary="Activate a PENDING service (workflow: address, network, ACTIVE, first invoice)",
+)
+def start_activation(call: Call, service_id: str) -> Reply:
+    body = call.body(provisioning.ActivationStart)
+    key = call.idempotency_key(required=False)
+    item, _ = provisioning.start(call.ctx, service_id, body, key)
+    return _activation(item, status=202)
+
+
+@api.route(f"{SERVICES}/{{service_id}}/activation", permission=SERVICES_READ, summary="Its steps")
+def get_activation(call: Call, service_id: str) -> Reply:
+    return _activation(provisioning.get_activation(call.ctx, service_id))
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/network-commands",
+    permission=SERVICES_READ,
+    summary="Commands pushed to the network for the service (recording adapter)",
+)
+def list_network_commands(call: Call, service_id: str) -> Reply:
+    page = adapter.list_commands(call.ctx, service_id, PageRequest.from_query(call.query))
+    views = [adapter.command_view(i) for i in page.items]
+    items = [resource("network_command", v["sequence"], v) for v in views]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/network-sync",
+    ["POST"],
+    permission=SERVICES_WRITE,
+    summary="Push the service's current state to the network again (clears network_error)",
+)
+def sync_service_network(call: Call, service_id: str) -> Reply:
+    return _service(adapter.resync(call.ctx, service_id))
+
+
+# --- network inventory: devices, interfaces, circuits, device status reports ----------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import network
+else:
+    network = lazy_module("dotmac.isp.network")
+
+NETWORK_READ, NETWORK_WRITE = "isp:network:read", "isp:network:write"
+DEVICES, CIRCUITS = "/devices", "/circuits"
+INTERFACE = f"{DEVICES}/{{device_id}}/interfaces/{{interface}}"  # the name percent-encoded
+
+
+def _device(found: Any, status: int = 200) -> Reply:
+    item, interfaces = found
+    device_id = network.id_of(item)
+    link = _link(f"{DEVICES}/{device_id}")
+    headers = {"Location": link} if status == 201 else {}
+    view = network.device_view(item, interfaces)
+    return Reply(single(resource("device", device_id, view), link), status, headers)
+
+
+def _interface(item: Any, status: int = 200) -> Reply:
+    segment = network.interface_segment(item.name)
+    link = _link(f"{DEVICES}/{item.device_id}/interfaces/{segment}")
+    headers = {"Location": link} if status == 201 else {}
+    view = network.interface_view(item)
+    return Reply(single(resource("interface", item.name, view), link), status, headers)
+
+
+def _circuit(item: Any, status: int = 200) -> Reply:
+    circuit_id = network.id_of(item)
+    link = _link(f"{CIRCUITS}/{circuit_id}")
+    headers = {"Location": link} if status == 201 else {}
+    view = network.circuit_view(item)
+    return Reply(single(resource("circuit", circuit_id, view), link), status, headers)
+
+
+def _circuits(call: Call, page: Any) -> Reply:
+    items = [resource("circuit", network.id_of(i), network.circuit_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(DEVICES, permission=NETWORK_READ, summary="Devices by name (?status=)")
+def list_devices(call: Call) -> Reply:
+    query = call.query
+    page = network.list_devices(call.ctx, PageRequest.from_query(query), query.get("status"))
+    items = [resource("device", network.id_of(i), network.device_summary(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(DEVICES, ["POST"], permission=NETWORK_WRITE, summary="Create a device (plan limit)")
+def create_device(call: Call) -> Reply:
+    body = call.body(network.DeviceCreate)
+    return _device(network.create_device(call.ctx, body), status=201)
+
+
+@api.route(f"{DEVICES}/{{device_id}}", permission=NETWORK_READ, summary="A device + interfaces")
+def get_device(call: Call, device_id: str) -> Reply:
+    return _device(network.get_device(call.ctx, device_id))
+
+
+@api.route(
+    f"{DEVICES}/{{device_id}}",
+    ["PATCH"],
+    permission=NETWORK_WRITE,
+    summary="Profile, rename, maintenance on/off",
+)
+def update_device(call: Call, device_id: str) -> Reply:
+    body = call.body(network.DeviceUpdate)
+    return _device(network.update_device(call.ctx, device_id, body))
+
+
+@api.route(f"{DEVICES}/{{device_id}}", ["DELETE"], permission=NETWORK_WRITE, summary="Decommission")
+def delete_device(call: Call, device_id: str) -> Reply:
+    network.delete_device(call.ctx, device_id)
+    return Reply(None, status=204)
+
+
+@api.route(
+    f"{DEVICES}/{{device_id}}/status-history",
+    permission=NETWORK_READ,
+    summary="The device's status changes, newest first",
+)
+def device_status_history(call: Call, device_id: str) -> Reply:
+    page = network.device_history(call.ctx, device_id, PageRequest.from_query(call.query))
+    items = [
+        resource("device_transition", str(i.SK), customers.transition_view(i)) for i in page.items
+    ]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(
+    f"{DEVICES}/{{device_id}}/status-events",
+    ["POST"],
+    permission=NETWORK_WRITE,
+    summary="Queue a status report (applied by the device-events worker)",
+)
+def report_device_status(call: Call, device_id: str) -> Reply:
+    body = call.body(network.StatusReport)
+    message_id, event = network.report_status(
+        call.ctx, device_id, body.status, body.at, body.detail
+    )
+    view = event.model_dump(mode="json")
+    return Reply(single(resource("device_status_event", message_id, view), call.request.path), 202)
+
+
+@api.route(f"{DEVICES}/{{device_id}}/interfaces", ["POST"], permission=NETWORK_WRITE)
+def create_interface(call: Call, device_id: str) -> Reply:
+    body = call.body(network.InterfaceCreate)
+    return _interface(network.add_interface(call.ctx, device_id, body), status=201)
+
+
+@api.route(INTERFACE, permission=NETWORK_READ, summary="An interface (name percent-encoded)")
+def get_interface(call: Call, device_id: str, interface: str) -> Reply:
+    return _interface(network.get_interface(call.ctx, device_id, interface))
+
+
+@api.route(INTERFACE, ["PATCH"], permission=NETWORK_WRITE)
+def update_interface(call: Call, device_id: str, interface: str) -> Reply:
+    body = call.body(network.InterfaceUpdate)
+    return _interface(network.update_interface(call.ctx, device_id, interface, body))
+
+
+@api.route(INTERFACE, ["DELETE"], permission=NETWORK_WRITE, summary="If no circuit ends on it")
+def delete_interface(call: Call, device_id: str, interface: str) -> Reply:
+    network.delete_interface(call.ctx, device_id, interface)
+    return Reply(None, status=204)
+
+
+@api.route(CIRCUITS, permission=NETWORK_READ, summary="Circuits by provider and circuit id")
+def list_circuits(call: Call) -> Reply:
+    return _circuits(call, network.list_circuits(call.ctx, PageRequest.from_query(call.query)))
+
+
+@api.route(CIRCUITS, ["POST"], permission=NETWORK_WRITE, summary="Create a circuit")
+def create_circuit(call: Call) -> Reply:
+    body = call.body(network.CircuitCreate)
+    return _circuit(network.create_circuit(call.ctx, body), status=201)
+
+
+@api.route(f"{CIRCUITS}/{{circuit_id}}", permission=NETWORK_READ, summary="A circuit")
+def get_circuit(call: Call, circuit_id: str) -> Reply:
+    return _circuit(network.get_circuit(call.ctx, circuit_id))
+
+
+@api.route(
+    f"{CIRCUITS}/{{circuit_id}}",
+    ["PATCH"],
+    permission=NETWORK_WRITE,
+    summary="Rate, type, status, ends, services",
+)
+def update_circuit(call: Call, circuit_id: str) -> Reply:
+    body = call.body(network.CircuitUpdate)
+    return _circuit(network.update_circuit(call.ctx, circuit_id, body))
+
+
+@api.route(f"{CIRCUITS}/{{circuit_id}}", ["DELETE"], permission=NETWORK_WRITE)
+def delete_circuit(call: Call, circuit_id: str) -> Reply:
+    network.delete_circuit(call.ctx, circuit_id)
+    return Reply(None, status=204)
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/circuits",
+    permission=NETWORK_READ,
+    summary="The circuits carrying a service",
+)
+def list_service_circuits(call: Call, service_id: str) -> Reply:
+    page = network.service_circuits(call.ctx, service_id, PageRequest.from_query(call.query))
+    return _circuits(call, page)

@@ -44,14 +44,20 @@ def start_scheduled_billing(event: dict[str, Any], context: Any) -> dict[str, An
 
 @app.lambda_function(name="start_scheduled_dunning")
 def start_scheduled_dunning(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Daily: queue one dunning job per billed tenant (the invoice-worker runs the ladder)."""
+    """Daily: queue one dunning job per billed tenant and one subscriber billing job per
+    ACTIVE tenant (the invoice-worker runs them)."""
     from datetime import UTC, datetime
 
     from dotmac.billing.tenant_billing import start_dunning
+    from dotmac.isp.subscriber_billing import start_scheduled
 
     def run() -> dict[str, Any]:
         today = datetime.now(UTC).date()
-        return {"as_of": today.isoformat(), "queued": start_dunning(today)}
+        return {
+            "as_of": today.isoformat(),
+            "queued": start_dunning(today),
+            "isp_billing_queued": start_scheduled(today),
+        }
 
     return scheduled_handler(event, context, run)
 
@@ -62,3 +68,12 @@ def sweep_ticket_slas(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from dotmac.isp.tickets import sweep_all
 
     return scheduled_handler(event, context, sweep_all)
+
+
+@app.lambda_function(name="ingest_device_events")
+def ingest_device_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS `device-events` -> device status (and one alert per change to DOWN), reporting
+    partial batch failures."""
+    from dotmac.isp.network import apply_status_event
+
+    return batch_handler(event, context, apply_status_event)

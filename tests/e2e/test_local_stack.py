@@ -37,6 +37,7 @@ def test_ready_lists_every_dependency_as_ok(local_stack: LocalStack) -> None:
         "bucket:dotmac-e2e-objects",
         "queue:dotmac-e2e-notifications",
         "queue:dotmac-e2e-billing-jobs",
+        "queue:dotmac-e2e-device-events",
     }
     assert all(check["status"] == "ok" for check in body["checks"].values())
     for probe in ("live", "startup"):

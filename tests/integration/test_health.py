@@ -24,6 +24,7 @@ def test_every_app_is_ready_when_its_dependencies_answer(moto_cloud: MotoCloud, 
         "bucket:dotmac-test-objects",
         "queue:dotmac-test-notifications",
         "queue:dotmac-test-billing-jobs",
+        "queue:dotmac-test-device-events",
     }
     assert all(c["status"] == "ok" for c in checks.values())
 

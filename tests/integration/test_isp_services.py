@@ -24,6 +24,7 @@ from tests.integration.identity_fixtures import (
     TOM,
     Platform,
 )
+from tests.integration.isp_activation import activated, address_pool, start_activation
 from tests.integration.management_fixtures import *  # noqa: F403
 from tests.integration.test_isp_customers import (
     Isp,
@@ -201,6 +202,11 @@ def test_service_lifecycle_numbering_and_history(
     bundle = john.plan("Bundle", "59.00", service_type="bundle")
     assert new_service(john, customer, bundle)["id"].startswith("BDL-20260401-")
 
+    # Activation runs through the workflow (test_isp_provisioning); the rest are actions.
+    pool = address_pool(john)
+    assert activated(john, number, "installed", prefix_id=pool)["status"] == "SUCCEEDED"
+    assert start_activation(john, number, pool).error_code == "INVALID_STATE"
+    assert john.act(f"/services/{number}/resume").error_code == "INVALID_STATE"
     steps = [
         ("activate", "installed", "ACTIVE"),
         ("suspend", "unpaid", "SUSPENDED"),
@@ -209,20 +215,20 @@ def test_service_lifecycle_numbering_and_history(
         ("resume", "splice done", "ACTIVE"),
         ("cancel", "moving abroad", "CANCELLED"),
     ]
-    for action, reason, status in steps:
+    for action, reason, status in steps[1:]:
         answer = john.act(f"/services/{number}/{action}", reason)
         assert answer.status == 200, (action, answer.json)
         assert answer.attributes["status"] == status
         if action == "maintenance":
-            for wrong in ("cancel", "suspend", "activate", "maintenance"):
+            for wrong in ("cancel", "suspend", "maintenance"):
                 refused = john.act(f"/services/{number}/{wrong}")
                 assert (refused.status, refused.error_code) == (409, "INVALID_STATE"), wrong
-        if action == "activate":
-            assert john.act(f"/services/{number}/activate").error_code == "INVALID_STATE"
-            assert john.act(f"/services/{number}/resume").error_code == "INVALID_STATE"
-    for action in ("activate", "suspend", "resume", "maintenance", "cancel"):
+            assert start_activation(john, number, pool).error_code == "INVALID_STATE"
+    for action in ("suspend", "resume", "maintenance", "cancel"):
         refused = john.act(f"/services/{number}/{action}")  # CANCELLED is terminal
         assert (refused.status, refused.error_code) == (409, "INVALID_STATE"), action
+    refused = start_activation(john, number, pool)
+    assert (refused.status, refused.error_code) == (409, "INVALID_STATE")
 
     view = john.get(f"/services/{number}")
     assert (view["started_on"], view["plan_since"]) == ("2026-04-01", "2026-04-01")
@@ -279,7 +285,7 @@ def test_a_plan_change_is_previewed_then_applied_prorated(
     preview = john.call("POST", f"/services/{number}/plan-change/preview", {"plan_id": annual})
     assert preview.status == 200, preview.json
     assert preview.attributes["net"] == {"amount": "0.00", "currency": "USD"}
-    assert john.act(f"/services/{number}/activate", "installed").status == 200  # 2026-04-01
+    activated(john, number)  # 2026-04-01
 
     clock.set(2026, 4, 11)  # 20 of April's 30 days left
     before = items(platform)
@@ -384,8 +390,8 @@ def test_cancelling_releases_the_services_addresses(platform: Platform, john: Is
         "POST", f"/ipam/prefixes/{prefix}/available-ips", {"count": 1, "assigned_to": "device:r1"}
     )
     assert other.status == 201
-    assert john.act(f"/services/{number}/activate", "installed").status == 200
-    assert john.get(f"/ipam/prefixes/{prefix}")["allocated"] == 3
+    assert activated(john, number, prefix_id=prefix)["addresses"] == ["100.64.0.4"]
+    assert john.get(f"/ipam/prefixes/{prefix}")["allocated"] == 4
     assert john.act(f"/services/{number}/cancel", "contract ended").status == 200
     assert john.get(f"/ipam/prefixes/{prefix}")["allocated"] == 1
     held = john.call("GET", f"/ipam/ip-addresses?assigned_to=service:{number}")
@@ -414,14 +420,15 @@ def test_bad_service_input_is_a_400_and_writes_nothing(platform: Platform, john:
         answer = john.call("POST", "/services", body)
         assert (answer.status, answer.error_code) == (400, "VALIDATION_ERROR"), body
         assert answer.json["error"]["details"][0]["field"] == field, body
-    for action in ("activate", "cancel"):
+    for action in ("suspend", "cancel"):
         for body in ({}, {"reason": " "}, {"reason": "x" * 501}):
             assert john.call("POST", f"/services/{number}/{action}", body).status == 400
     assert john.call("GET", "/services?customer=a%23b").status == 400
     assert john.call("GET", "/services?limit=500").status == 400
     for missing in ("/services/INT-20260101-000000", "/services/nope", "/services/int-1"):
         assert john.call("GET", missing).status == 404, missing
-        assert john.act(f"{missing}/activate").status == 404, missing
+        activation = {"prefix_id": "0123456789abcdef"}
+        assert john.call("POST", f"{missing}/activation", activation).status == 404, missing
         assert john.call("POST", f"{missing}/plan-change", {"plan_id": plan}).status == 404
     assert items(platform) == before
     assert john.get(f"/services/{number}")["status"] == "PENDING"
@@ -444,7 +451,8 @@ def test_tenants_and_roles_reach_only_their_own_plans_and_services(
         ("PATCH", f"/service-plans/{plan}", {"price": "1.00"}),
         ("DELETE", f"/service-plans/{plan}", None),
         ("GET", f"/services/{number}", None),
-        *[("POST", f"/services/{number}/{a}", reason) for a in ("activate", "suspend", "cancel")],
+        ("POST", f"/services/{number}/activation", {"prefix_id": "0123456789abcdef"}),
+        *[("POST", f"/services/{number}/{a}", reason) for a in ("suspend", "cancel")],
         *[("POST", f"/services/{number}/{a}", reason) for a in ("resume", "maintenance")],
         ("POST", f"/services/{number}/plan-change/preview", {"plan_id": plan}),
         ("POST", f"/services/{number}/plan-change", {"plan_id": plan}),
@@ -464,13 +472,13 @@ def test_tenants_and_roles_reach_only_their_own_plans_and_services(
             ("POST", "/service-plans", {"name": "X", "price": "1.00"}),
             ("GET", "/services", None),
             ("GET", f"/services/{number}", None),
-            ("POST", f"/services/{number}/activate", reason),
+            ("POST", f"/services/{number}/activation", {"prefix_id": "0123456789abcdef"}),
             ("POST", f"/services/{number}/plan-change/preview", {"plan_id": plan}),
         ]:
             answer = client.call(method, path, body)
             assert (answer.status, answer.error_code) == (403, "FORBIDDEN"), (user, path)
     sarah = Isp(platform, platform.token(SARAH))  # isp_manager: isp:*:*
-    assert sarah.act(f"/services/{number}/activate").status == 200
+    assert activated(sarah, number)["started_by"] == platform.user_id(SARAH)
     assert sarah.get(f"/service-plans/{plan}")["services"] == 1
 
 
@@ -497,10 +505,11 @@ def test_reads_make_one_dynamodb_call(platform: Platform, john: Isp) -> None:
     }
     _, created = call("POST", "/services", {"customer_id": customer, "plan_id": plan})
     assert created == {"dynamodb:TransactGetItems": 1, "dynamodb:TransactWriteItems": 1}
-    _, moved = call("POST", f"/services/{number}/activate", {"reason": "installed"})
+    activated(john, number)  # the workflow's calls are test_isp_provisioning's
+    _, moved = call("POST", f"/services/{number}/suspend", {"reason": "unpaid"})
     assert moved == {
-        "dynamodb:GetItem": 1,
-        "dynamodb:TransactWriteItems": 1,
+        "dynamodb:GetItem": 2,  # the service; the network state (the adapter's push)
+        "dynamodb:TransactWriteItems": 2,  # the transition; the push
         "dynamodb:Query": 1,
     }
     _, changed = call("POST", f"/services/{number}/plan-change", {"plan_id": fast})
@@ -512,9 +521,10 @@ def test_reads_make_one_dynamodb_call(platform: Platform, john: Isp) -> None:
     }
     _, cancelled = call("POST", f"/services/{number}/cancel", {"reason": "bye"})
     assert cancelled == {
-        "dynamodb:GetItem": 1,
-        "dynamodb:TransactWriteItems": 1,
-        "dynamodb:Query": 2,  # the IPAM release's lookup (GSI2), then the service
+        "dynamodb:GetItem": 2,  # the service; the network state
+        "dynamodb:TransactWriteItems": 3,  # the transition; the removal; the address released
+        "dynamodb:Query": 2,  # the service after the commit, then the IPAM release's lookup
+        "dynamodb:BatchGetItem": 1,  # the released addresses' prefixes
     }
 
 
@@ -526,7 +536,7 @@ def test_parallel_transitions_apply_once(platform: Platform, john: Isp) -> None:
 
     plan = john.plan()
     number = new_service(john, john.customer(), plan)["id"]
-    assert john.act(f"/services/{number}/activate", "installed").status == 200
+    activated(john, number)
     start = Barrier(8)
 
     def cancel(index: int) -> int:

@@ -38,7 +38,7 @@ def test_boto3_invoke_reaches_the_real_handler(moto_cloud: MotoCloud) -> None:
     )
     assert "FunctionError" not in response
     assert json.loads(response["Payload"].read()) == {
-        "dead_letters": {"notifications": 0, "billing-jobs": 0}
+        "dead_letters": {"notifications": 0, "billing-jobs": 0, "device-events": 0}
     }
 
 
@@ -89,5 +89,5 @@ def test_step_functions_task_invokes_the_real_handler(moto_cloud: MotoCloud) -> 
         time.sleep(0.1)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == {
-        "dead_letters": {"notifications": 0, "billing-jobs": 0}
+        "dead_letters": {"notifications": 0, "billing-jobs": 0, "device-events": 0}
     }

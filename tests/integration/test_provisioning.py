@@ -261,6 +261,7 @@ def test_a_failed_subdomain_can_be_requested_again(
 def test_a_transient_failure_is_retried_with_backoff(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dotmac.core.workflows import TransientStepError
     from dotmac.management import provisioning
 
     real = provisioning.STEPS["issue_licence"]
@@ -269,7 +270,7 @@ def test_a_transient_failure_is_retried_with_backoff(
     def flaky(request: Any, execution: str, event: dict[str, Any]) -> Any:
         attempts.append(1)
         if len(attempts) == 1:
-            raise provisioning.TransientStepError("the table is throttling")
+            raise TransientStepError("the table is throttling")
         return real(request, execution, event)
 
     monkeypatch.setitem(provisioning.STEPS, "issue_licence", flaky)

@@ -97,7 +97,7 @@ def test_only_failed_records_stay_and_reach_the_dlq_after_max_receives(
         FunctionName=physical(STAGE, "dlq-monitor"), Payload=b"{}"
     )
     depths = json.loads(response["Payload"].read())["dead_letters"]
-    assert depths == {"notifications": 2, "billing-jobs": 0}
+    assert depths == {"notifications": 2, "billing-jobs": 0, "device-events": 0}
 
 
 def test_a_handler_crash_returns_the_whole_batch(

@@ -147,6 +147,7 @@ def _context_from_authorizer(request: Request, request_id: str) -> TenantContext
         apps=split(claims.get("apps")),
         tenant_status=str(claims.get("tenant_status") or "ACTIVE"),
         request_id=request_id,
+        customer_id=claims.get("customer") or None,
     )
 
 

@@ -12,7 +12,7 @@ from dotmac.core.settings import get_settings
 # Queues every function may send to; infra/resources.py is the source, but the layer must not
 # import infra (it is not shipped to Lambda), so the names the layer uses are listed here and a
 # test checks they exist in infra.
-QUEUES = ("notifications", "billing-jobs")
+QUEUES = ("notifications", "billing-jobs", "device-events")
 
 _started_at: float | None = None
 

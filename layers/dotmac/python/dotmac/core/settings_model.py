@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     bucket_name: str = ""
     kms_key_alias: str = ""
     version: str = "0.1.0"
+    # `module:Class` of the ISP network adapter (`dotmac.isp.adapter`), built with no arguments.
+    isp_network_adapter: str = Field(
+        default="dotmac.isp.adapter:RecordingAdapter",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+    )
 
     def physical_name(self, logical: str) -> str:
         """`dotmac-<stage>-<logical>`: the name a resource of `infra/` gets."""

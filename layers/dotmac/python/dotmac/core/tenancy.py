@@ -78,6 +78,7 @@ class TenantContext:
     apps: frozenset[str] = field(default_factory=frozenset)
     tenant_status: str = "ACTIVE"
     request_id: str = ""
+    customer_id: str | None = None  # an ISP portal user's own customer record
 
     def __post_init__(self) -> None:
         validate_tenant_id(self.tenant_id)

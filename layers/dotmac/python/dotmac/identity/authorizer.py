@@ -99,6 +99,7 @@ def authorize_token(header: str | None) -> dict[str, str]:
         "apps": ",".join(sorted(tenant.apps)),
         "tenant_status": tenant.status.value,
         "restriction": claims.restriction or "",
+        "customer": claims.customer_id or "",
     }
 
 

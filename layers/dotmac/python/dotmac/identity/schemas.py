@@ -59,6 +59,7 @@ class UserCreate(Body):
 class UserUpdate(Body):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     status: str | None = Field(default=None, pattern=r"^(ACTIVE|DISABLED)$")
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)  # portal link
 
 
 class RolesAssignment(Body):

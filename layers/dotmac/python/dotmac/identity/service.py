@@ -159,6 +159,7 @@ def _access_token(
         roles=sorted(user.roles or ()),
         permissions=sorted(perms),
         restriction=restriction,
+        customer_id=user.customer_id,
     )
     return access, expires, restriction
 
@@ -463,6 +464,8 @@ def update_user(ctx: TenantContext, user_id: str, request: UserUpdate) -> UserIt
                 "you cannot disable yourself", details=[FieldError("status", "own account")]
             )
         actions.append(UserItem.status.set(request.status))
+    if request.customer_id is not None:  # takes effect in the user's next token
+        actions.append(UserItem.customer_id.set(request.customer_id))
     uow = UnitOfWork(ctx)
     uow.update(user, actions)
     after = {**before, **request.model_dump(exclude_none=True)}

@@ -55,6 +55,7 @@ class AccessClaims:
     restriction: str | None
     expires_at: int
     token_id: str
+    customer_id: str | None = None  # the ISP customer record a portal user is linked to
 
 
 def issue_access_token(
@@ -64,6 +65,7 @@ def issue_access_token(
     roles: list[str],
     permissions: list[str],
     restriction: str | None = None,
+    customer_id: str | None = None,
     now: float | None = None,
 ) -> tuple[str, int]:
     """Sign a new access token in KMS; returns (token, expires_at)."""
@@ -84,6 +86,8 @@ def issue_access_token(
     }
     if restriction:
         claims["restriction"] = restriction
+    if customer_id:
+        claims["cust"] = customer_id
     signing_input = ".".join(
         _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
     ).encode()
@@ -127,6 +131,7 @@ def verify_access_token(token: str) -> AccessClaims:
         roles=tuple(claims.get("roles") or ()),
         permissions=tuple(claims.get("perms") or ()),
         restriction=claims.get("restriction"),
+        customer_id=claims.get("cust"),
         expires_at=int(claims["exp"]),
         token_id=str(claims["jti"]),
     )

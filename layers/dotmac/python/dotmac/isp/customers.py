@@ -16,6 +16,9 @@ Rules (business-rules.md, ISP; DESIGN §4):
   PLAN_LIMIT_EXCEEDED); a failed create counts nothing.
 - Writes are conditional on the `version` read; a lost race re-reads and retries
   (`core.retry.until_won`), so a transition is always checked against the current state.
+  `stage_transition` stages one in another unit of work (subscriber billing's dunning).
+- The dashboard's customers-by-state counts move in the same transactions
+  (`dotmac.isp.dashboard`).
 
 All keys below are inside the tenant's space (`T#<tid>#...`; items in `dotmac.isp.models`):
 
@@ -23,13 +26,15 @@ All keys below are inside the tenant's space (`T#<tid>#...`; items in `dotmac.is
 |---|---|---|
 | create | KMS GenerateDataKey x fields, | customer `ISP_CUSTOMER#<id>` / `ROOT` if absent, its |
 | | GetItem, TransactWriteItems | creation `LOG#<version>`, the usage counter `USAGE` / |
-| | | `customers` (read first, conditional), audit |
+| | | `customers` (read first, conditional), dashboard |
+| | | `ISP_DASHBOARD` / `CUSTOMERS` (ADD), audit |
 | get (+ newest transitions) | Query | `ISP_CUSTOMER#<id>`, descending, 1 + HISTORY_LIMIT items |
 | | (+ KMS Decrypt x fields) | (`ROOT` sorts after `LOG#`: the customer comes first) |
 | list | Query | `ISP_CUSTOMERS`, SK `<created>#<id>` (GSI2) |
 | list by status | Query | `ISP_CUSTOMER_STATUS#<status>`, SK `<created>#<id>` (GSI1) |
 | update, transition | GetItem, TransactWriteItems | `ROOT` if `version` unchanged (+ `LOG#`), |
-| | (+ the get's Query) | audit; a transition moves GSI1PK to the new status |
+| | (+ the get's Query) | audit; a transition moves GSI1PK to the new status and |
+| | | the dashboard's `ISP_DASHBOARD` / `CUSTOMERS` counts (ADD) |
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, TenantRepository, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
+from dotmac.isp import dashboard
 from dotmac.isp.models import CustomerItem, TransitionItem
 
 ItemT = TypeVar("ItemT", bound=TableItem)
@@ -85,6 +91,11 @@ def next_status(status: str, action: str) -> str:
 
 def invalid_state(what: str, status: str, action: str) -> ConflictError:
     return ConflictError(f"a {status} {what} cannot {action}", code="INVALID_STATE")
+
+
+def invalid(field: str, message: str) -> ValidationError:
+    """A 400 VALIDATION_ERROR about one field."""
+    return ValidationError(f"invalid {field}", details=[FieldError(field, message)])
 
 
 # --- request bodies ------------------------------------------------------------------------
@@ -189,7 +200,12 @@ class Found:
 
     @property
     def id(self) -> str:
-        return str(self.item.PK).rsplit("#", 1)[1]
+        return customer_id(self.item)
+
+
+def customer_id(item: CustomerItem) -> str:
+    """The customer's id (the last part of its partition key)."""
+    return str(item.PK).rsplit("#", 1)[1]
 
 
 def customer_view(ctx: TenantContext, found: Found) -> dict[str, Any]:
@@ -315,7 +331,8 @@ def read_collection(
     return model.from_raw_data(raws[0]), history
 
 
-def _id_or_404(value: str) -> str:
+def check_customer_id(value: str) -> str:
+    """`value` itself; 404 (no I/O) for an id no customer can have."""
     if not re.fullmatch(ID_PATTERN, value or ""):
         raise NotFoundError(f"customer {value} not found")
     return value
@@ -365,23 +382,35 @@ class CustomerRepository(TenantRepository):
         return self.key(CUSTOMER, customer_id)
 
     def customer(self, customer_id: str, *, consistent: bool = False) -> CustomerItem:
-        _id_or_404(customer_id)
+        check_customer_id(customer_id)
         try:
             return CustomerItem.get(self.partition(customer_id), ROOT, consistent_read=consistent)
         except CustomerItem.DoesNotExist as exc:
             raise NotFoundError(f"customer {customer_id} not found") from exc
 
     def with_history(self, customer_id: str, *, consistent: bool = False) -> Found:
-        _id_or_404(customer_id)
+        check_customer_id(customer_id)
         found = read_collection(CustomerItem, self.partition(customer_id), consistent=consistent)
         if found is None:
             raise NotFoundError(f"customer {customer_id} not found")
         return Found(*found)
 
-    def customers(self, page: PageRequest, status: str | None = None) -> Page[CustomerItem]:
+    def customers(
+        self, page: PageRequest, status: str | None = None, *, billing_day: int | None = None
+    ) -> Page[CustomerItem]:
+        """One page of customers (of one status; of one billing day, filtered)."""
+        only_day = None if billing_day is None else CustomerItem.billing_day == billing_day
         if status is None:
-            return query_page(CustomerItem, self.key(CUSTOMERS), page, index="gsi2")
-        return query_page(CustomerItem, self.key(CUSTOMER_STATUS, status), page, index="gsi1")
+            return query_page(
+                CustomerItem, self.key(CUSTOMERS), page, index="gsi2", filter_condition=only_day
+            )
+        return query_page(
+            CustomerItem,
+            self.key(CUSTOMER_STATUS, status),
+            page,
+            index="gsi1",
+            filter_condition=only_day,
+        )
 
 
 def _seal(ctx: TenantContext, field: str, value: Any) -> str | None:
@@ -443,6 +472,7 @@ def create_customer(ctx: TenantContext, body: CustomerCreate) -> Found:
         uow.put(item, condition=CustomerItem.PK.does_not_exist())
         uow.put(log)
         entitlements.stage_increment(uow, ctx, "customers")
+        dashboard.stage_customer(uow, ctx, None, NEW)
         uow.audit("isp.customer.create", "customer", customer_id, after=_sealed_view(item))
         uow.commit()
 
@@ -479,7 +509,7 @@ def update_customer(ctx: TenantContext, customer_id: str, body: CustomerUpdate) 
             details=[FieldError(f, "cannot be null") for f in nulls],
         )
     repo = CustomerRepository(ctx)
-    _id_or_404(customer_id)
+    check_customer_id(customer_id)
     sealed = {f: _seal(ctx, f, changes[f]) for f in PII_FIELDS if f in changes}
     attributes = {
         "name": CustomerItem.name,
@@ -515,40 +545,53 @@ def update_customer(ctx: TenantContext, customer_id: str, body: CustomerUpdate) 
     return repo.with_history(customer_id, consistent=True)
 
 
+def stage_transition(
+    uow: UnitOfWork, ctx: TenantContext, item: CustomerItem, action: str, reason: str
+) -> str:
+    """Stage moving the customer `item` (as read) along `ACTIONS[action]` in `uow`: its
+    update conditional on the `version` read, the transition record, the audit record
+    `isp.customer.<action>` (a later `uow.audit` replaces it) and the dashboard's count.
+    Returns the new state; 409 INVALID_STATE when the action is not allowed."""
+    target = next_status(item.status, action)
+    now = _now()
+    partition = str(item.PK)
+    uow.update(
+        CustomerItem(partition, ROOT),
+        [
+            CustomerItem.status.set(target),
+            CustomerItem.GSI1PK.set(ctx.key(CUSTOMER_STATUS, target)),
+            CustomerItem.updated_at.set(now),
+            CustomerItem.version.add(1),
+        ],
+        condition=CustomerItem.version == int(item.version),
+    )
+    stage_status_change(
+        uow,
+        partition,
+        resource_type="customer",
+        resource_id=customer_id(item),
+        version=int(item.version) + 1,
+        action=action,
+        from_status=item.status,
+        to_status=target,
+        reason=reason,
+        at=now,
+    )
+    dashboard.stage_customer(uow, ctx, item.status, target)
+    return target
+
+
 def transition(ctx: TenantContext, customer_id: str, action: str, body: TransitionRequest) -> Found:
     """Move a customer along `ACTIONS[action]`, recording who and why."""
     from dotmac.core.retry import until_won
 
     repo = CustomerRepository(ctx)
-    partition = repo.partition(_id_or_404(customer_id))
+    check_customer_id(customer_id)
 
     def attempt() -> None:
         item = repo.customer(customer_id, consistent=True)
-        target = next_status(item.status, action)
-        now = _now()
         uow = UnitOfWork(ctx)
-        uow.update(
-            CustomerItem(partition, ROOT),
-            [
-                CustomerItem.status.set(target),
-                CustomerItem.GSI1PK.set(ctx.key(CUSTOMER_STATUS, target)),
-                CustomerItem.updated_at.set(now),
-                CustomerItem.version.add(1),
-            ],
-            condition=CustomerItem.version == int(item.version),
-        )
-        stage_status_change(
-            uow,
-            partition,
-            resource_type="customer",
-            resource_id=customer_id,
-            version=int(item.version) + 1,
-            action=action,
-            from_status=item.status,
-            to_status=target,
-            reason=body.reason,
-            at=now,
-        )
+        stage_transition(uow, ctx, item, action, body.reason)
         uow.commit(conflict="the customer changed meanwhile; retry")
 
     until_won(attempt)

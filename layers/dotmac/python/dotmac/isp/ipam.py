@@ -25,6 +25,12 @@ Rules (business-rules.md, ISP):
 - An allocation sent with an `Idempotency-Key` stores what it returned (24 h, per tenant) in
   the same transaction; the same key again returns the same addresses and allocates nothing
   (the same key with another request: 422 IDEMPOTENCY_KEY_REUSED).
+- The dashboard's address totals per family (`dotmac.isp.dashboard`: leaf prefixes, their
+  usable and allocated addresses, the leaves at or over their threshold) move in the same
+  transactions: prefix creation and deletion (read the parent: does it stop or start being
+  a leaf?), allocations and releases (a release reads its prefixes and commits under their
+  guard too, so a crossing back below the threshold is known) and threshold changes
+  (conditional on the counter and threshold read).
 
 All keys below are inside the tenant's space (`T#<tid>#...`):
 
@@ -35,23 +41,31 @@ All keys below are inside the tenant's space (`T#<tid>#...`):
 | create a prefix | GetItem | the VRF, strongly consistent (its `revision`) |
 | | BatchGetItem | `IPAM_CIDR#<vrf>` / the CIDR key of every supernet (duplicate, parent) |
 | | Query | `IPAM_CIDR#<vrf>`, SK BETWEEN network and broadcast (its children) |
+| | GetItem | the parent `IPAM_PREFIX` / `<parent>`, strongly consistent |
 | | TransactWriteItems | prefix + CIDR item if absent, VRF revision unchanged, parent's |
-| | | counters if `allocated = 0`, adopted children, audit |
+| | | counters if `allocated = 0` and `children` unchanged, adopted children, |
+| | | `ISP_DASHBOARD` / `IPAM#<family>` (ADD), audit |
 | get a prefix (utilisation) | GetItem | `IPAM_PREFIX` / `<prefix>` (table) |
 | list a VRF's prefixes | Query | `IPAM_VRF_PREFIX#<vrf>`, address order (GSI1) |
 | list all prefixes | Query | `IPAM_PREFIXES`, by VRF then address (GSI2) |
-| update, delete a prefix | GetItem, TransactWriteItems | delete: `allocated = 0 AND children = 0` |
+| update a prefix | GetItem, TransactWriteItems | if `allocated` and `alert_threshold` unchanged, |
+| | | `ISP_DASHBOARD` / `IPAM#<family>` (ADD), audit |
+| delete a prefix | GetItem (+ GetItem: the | if `allocated = 0 AND children = 0`, CIDR item, VRF, |
+| | parent), TransactWriteItems | parent if `children` unchanged, dashboard (ADD), audit |
 | next free addresses | GetItem, Query | `IPAM_IP#<vrf>`, SK BETWEEN first and last usable, keys |
 | | | only, pages read until enough gaps are found (table) |
 | allocate N | GetItem (TransactGetItems | the prefix (and the idempotency record `IDEMPOTENCY` / |
 | | with an Idempotency-Key) | `ipam.allocate#<sha256>`), then the free-address Query |
-| | TransactWriteItems | N addresses if absent, prefix counter (guard), record, audit |
+| | TransactWriteItems | N addresses if absent, prefix counter (guard), record, |
+| | | `ISP_DASHBOARD` / `IPAM#<family>` (ADD), audit |
 | get an address | GetItem | `IPAM_IP#<vrf>` / `<address key>` (table) |
 | list a VRF's addresses | Query | `IPAM_IP#<vrf>` (table) |
 | list a prefix's addresses | Query | `IPAM_PREFIX_IP#<prefix>` (GSI1) |
 | addresses assigned to X | Query | `IPAM_ASSIGNED#<assigned_to>`, e.g. `service:<id>` (GSI2) |
-| release an address | GetItem, TransactWriteItems | delete if the same allocation, prefix counter |
-| release a service's | Query, TransactWriteItems | GSI2 as above; one transaction per 45 |
+| release an address | GetItem, BatchGetItem, | the address; its prefix (consistent); delete it if |
+| | TransactWriteItems | the same allocation, prefix counter (guard), dashboard |
+| release a service's | Query, BatchGetItem, | GSI2 as above, their prefixes; one transaction per |
+| | TransactWriteItems | 45 addresses |
 """
 
 from __future__ import annotations
@@ -92,6 +106,7 @@ from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, TenantRepository, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import MAX_TRANSACTION_ITEMS, UnitOfWork
+from dotmac.isp import dashboard
 from dotmac.isp.ipam_models import (
     AddressItem,
     AllocationRecordItem,
@@ -275,13 +290,13 @@ def utilisation(used: int, capacity: int) -> float:
 
 @dataclass(frozen=True)
 class Guard:
-    """What an allocation commits under, given the counter it read.
+    """What an allocation (or a release) commits under, given the counter it read.
 
-    The counter, when the write lands, must be `exactly` what was read (this allocation
-    crosses the threshold, so it must be the only one that does), or within
+    The counter, when the write lands, must be `exactly` what was read (this write crosses
+    the threshold, up or down, so it must be the only one that does), or within
     [`at_least`, `at_most`] (it stays below the threshold whatever else committed
-    meanwhile, or it was and stays above it, within capacity). A counter that moved out of
-    the range fails the write, which then reads again.
+    meanwhile, or it was and stays at or above it, within capacity). A counter that moved
+    out of the range fails the write, which then reads again.
     """
 
     crosses: bool
@@ -299,16 +314,17 @@ class Guard:
 
 
 def guard_for(allocated: int, count: int, usable: int, threshold: int) -> Guard:
-    """The commit condition for allocating `count` more; PREFIX_EXHAUSTED if they don't fit."""
+    """The commit condition for allocating `count` more (a negative `count`: releasing
+    them); PREFIX_EXHAUSTED if they don't fit."""
     if allocated + count > usable:
         raise exhausted(usable - allocated, count)
     mark = threshold_count(usable, threshold)
-    if allocated + count < mark:  # stays below, whatever else commits meanwhile
-        return Guard(crosses=False, at_most=mark - count - 1)
-    if allocated < mark:  # from below to at/above: exactly this transition
-        return Guard(crosses=True, exactly=allocated)
-    # Already at/above; if releases took it below meanwhile, this might cross: read again.
-    return Guard(crosses=False, at_least=mark, at_most=usable - count)
+    if allocated < mark and allocated + count < mark:  # stays below, whatever else commits
+        return Guard(crosses=False, at_most=mark - 1 - max(count, 0))
+    if allocated >= mark and allocated + count >= mark:
+        # Stays at/above; if others took it across meanwhile, this might cross: read again.
+        return Guard(crosses=False, at_least=mark - min(count, 0), at_most=usable - max(count, 0))
+    return Guard(crosses=True, exactly=allocated)  # across the threshold: exactly this write
 
 
 def exhausted(free: int, count: int) -> ConflictError:
@@ -519,6 +535,11 @@ class IpamRepository(TenantRepository):
             found_record = None
         return found_prefix, found_record
 
+    def prefixes_by_id(self, prefix_ids: Sequence[str]) -> list[PrefixItem]:
+        """The prefixes with these ids, strongly consistent (one BatchGetItem)."""
+        keys = [self.prefix_key(prefix_id) for prefix_id in prefix_ids]
+        return list(PrefixItem.batch_get(keys, consistent_read=True))
+
     def prefixes(self, page: PageRequest, vrf_id: str | None = None) -> Page[PrefixItem]:
         if vrf_id is None:
             return query_page(PrefixItem, self.key(ALL_PREFIXES), page, index="gsi2")
@@ -680,6 +701,11 @@ def create_prefix(ctx: TenantContext, body: PrefixCreate) -> PrefixItem:
                 code="PREFIX_OVERLAP",
             )
         adopted_size = sum(n.num_addresses for n, _ in adopted)
+        try:
+            parent = None if parent_id is None else repo.prefix(parent_id, consistent=True)
+        except NotFoundError:  # deleted meanwhile: look again
+            _backoff(attempt)
+            continue
         prefix_id, now = _new_id(), _now()
         key = cidr_key(network)
         item = PrefixItem(
@@ -712,16 +738,19 @@ def create_prefix(ctx: TenantContext, body: PrefixCreate) -> PrefixItem:
             [VrfItem.prefixes.add(1), VrfItem.revision.add(1)],
             condition=VrfItem.revision == int(vrf.revision or 0),
         )
-        if parent_id is not None:
+        if parent is not None:
             uow.update(
-                PrefixItem(*repo.prefix_key(parent_id)),
+                PrefixItem(*repo.prefix_key(str(parent.SK))),
                 [
                     PrefixItem.children.add(1 - len(adopted)),
                     PrefixItem.covered.add(network.num_addresses - adopted_size),
                     PrefixItem.updated_at.set(now),
                 ],
-                condition=PrefixItem.PK.exists() & (PrefixItem.allocated == 0),
+                condition=(PrefixItem.allocated == 0)
+                & (PrefixItem.children == int(parent.children or 0)),
             )
+        leaves = _new_leaves(network, body.is_pool, len(adopted), parent)
+        dashboard.stage_addresses(uow, ctx, network.version, **leaves)
         same_parent: Any = (
             PrefixItem.parent_id.does_not_exist()
             if parent_id is None
@@ -748,6 +777,17 @@ def create_prefix(ctx: TenantContext, body: PrefixCreate) -> PrefixItem:
             continue
         return item
     raise ConflictError("the VRF's prefixes changed concurrently; retry")
+
+
+def _new_leaves(
+    network: Network, pool: bool, adopted: int, parent: PrefixItem | None
+) -> dict[str, int]:
+    """The dashboard's moves for a new prefix: without children it is a leaf, and a parent
+    that was a leaf stops being one."""
+    leaves, usable = (0, 0) if adopted else (1, usable_count(network, pool))
+    if parent is not None and not int(parent.children or 0):
+        leaves, usable = leaves - 1, usable - _usable(parent)
+    return {"prefixes": leaves, "usable": usable}
 
 
 def _refuse_if_allocated(repo: IpamRepository, prefix_id: str) -> None:
@@ -786,31 +826,42 @@ def update_prefix(ctx: TenantContext, prefix_id: str, body: PrefixUpdate) -> Pre
         raise ValidationError(
             "invalid alert_threshold", details=[FieldError("alert_threshold", "cannot be null")]
         )
+    from dotmac.core.retry import until_won
+
     repo = IpamRepository(ctx)
-    item = repo.prefix(prefix_id, consistent=True)
-    before = prefix_view(item)
-    now = _now()
-    actions: list[Any] = [PrefixItem.updated_at.set(now)]
-    if "description" in changes:
-        description = changes["description"]
-        actions.append(
-            PrefixItem.description.remove()
-            if description is None
-            else PrefixItem.description.set(description)
+
+    def attempt() -> PrefixItem:
+        item = repo.prefix(prefix_id, consistent=True)
+        before = prefix_view(item)
+        # The counter and threshold read decide whether it is over its threshold before and
+        # after (the dashboard counts those): the write holds only if neither moved.
+        unchanged = (PrefixItem.allocated == int(item.allocated or 0)) & (
+            PrefixItem.alert_threshold == int(item.alert_threshold)
         )
-        item.description = description
-    if "alert_threshold" in changes:
-        actions.append(PrefixItem.alert_threshold.set(changes["alert_threshold"]))
-        item.alert_threshold = changes["alert_threshold"]
-    item.updated_at = now
-    uow = UnitOfWork(ctx)
-    uow.update(PrefixItem(*repo.prefix_key(prefix_id)), actions, condition=PrefixItem.PK.exists())
-    uow.audit("isp.prefix.update", "prefix", prefix_id, before=before, after=prefix_view(item))
-    try:
-        uow.commit()
-    except ConflictError:
-        raise NotFoundError(f"prefix {prefix_id} not found") from None
-    return item
+        now = _now()
+        actions: list[Any] = [PrefixItem.updated_at.set(now)]
+        if "description" in changes:
+            description = changes["description"]
+            actions.append(
+                PrefixItem.description.remove()
+                if description is None
+                else PrefixItem.description.set(description)
+            )
+            item.description = description
+        if "alert_threshold" in changes:
+            actions.append(PrefixItem.alert_threshold.set(changes["alert_threshold"]))
+            item.alert_threshold = changes["alert_threshold"]
+        item.updated_at = now
+        after = prefix_view(item)
+        uow = UnitOfWork(ctx)
+        uow.update(PrefixItem(*repo.prefix_key(prefix_id)), actions, condition=unchanged)
+        over = int(after["above_threshold"]) - int(before["above_threshold"])
+        dashboard.stage_addresses(uow, ctx, after["family"], over_threshold=over)
+        uow.audit("isp.prefix.update", "prefix", prefix_id, before=before, after=after)
+        uow.commit(conflict="the prefix changed meanwhile; retry")
+        return item
+
+    return until_won(attempt)
 
 
 def delete_prefix(ctx: TenantContext, prefix_id: str) -> None:
@@ -835,7 +886,11 @@ def delete_prefix(ctx: TenantContext, prefix_id: str) -> None:
             [VrfItem.prefixes.add(-1), VrfItem.revision.add(1)],
             condition=VrfItem.PK.exists(),
         )
+        # The deleted leaf stops counting; a parent left without children becomes a leaf.
+        leaves, usable = -1, -_usable(item)
         if item.parent_id is not None:
+            parent = repo.prefix(item.parent_id, consistent=True)
+            siblings = int(parent.children or 0)
             uow.update(
                 PrefixItem(*repo.prefix_key(item.parent_id)),
                 [
@@ -843,8 +898,11 @@ def delete_prefix(ctx: TenantContext, prefix_id: str) -> None:
                     PrefixItem.covered.add(-network.num_addresses),
                     PrefixItem.updated_at.set(now),
                 ],
-                condition=PrefixItem.PK.exists(),
+                condition=PrefixItem.children == siblings,
             )
+            if siblings == 1:
+                leaves, usable = 0, usable + _usable(parent)
+        dashboard.stage_addresses(uow, ctx, network.version, prefixes=leaves, usable=usable)
         uow.audit("isp.prefix.delete", "prefix", prefix_id, before=prefix_view(item))
         try:
             uow.commit()
@@ -1004,21 +1062,40 @@ def _stage_allocation(
         )
         uow.put(item, condition=AddressItem.PK.does_not_exist())
         items.append(item)
-    condition: Condition = PrefixItem.PK.exists() & (PrefixItem.children == 0)
-    if guard.exactly is not None:
-        condition &= PrefixItem.allocated == guard.exactly
-    if guard.at_least is not None:
-        condition &= PrefixItem.allocated >= guard.at_least
-    if guard.at_most is not None:
-        condition &= PrefixItem.allocated <= guard.at_most
     actions: list[Any] = [
         PrefixItem.allocated.add(len(chosen)),
         PrefixItem.updated_at.set(now),
     ]
     if guard.crosses:
         actions.append(PrefixItem.last_alert_at.set(now))
-    uow.update(PrefixItem(*repo.prefix_key(prefix_id)), actions, condition=condition)
+    uow.update(PrefixItem(*repo.prefix_key(prefix_id)), actions, condition=_guarded(prefix, guard))
+    family = ipaddress.ip_network(prefix.prefix).version
+    dashboard.stage_addresses(
+        uow, ctx, family, assigned=len(chosen), over_threshold=int(guard.crosses)
+    )
     return uow, items
+
+
+def _guarded(prefix: PrefixItem, guard: Guard) -> Condition:
+    """The condition a write moving the counter of the leaf `prefix` (as read) commits under:
+    `guard`, and the alert threshold it was computed with."""
+    threshold = int(prefix.alert_threshold)
+    condition: Condition = (
+        PrefixItem.PK.exists()
+        & (PrefixItem.children == 0)
+        & (PrefixItem.alert_threshold == threshold)
+    )
+    if guard.exactly is not None:
+        condition &= PrefixItem.allocated == guard.exactly
+    if guard.at_least is not None:
+        condition &= PrefixItem.allocated >= guard.at_least
+    if guard.at_most is not None:
+        condition &= PrefixItem.allocated <= guard.at_most
+    return condition
+
+
+def _usable(item: PrefixItem) -> int:
+    return usable_count(ipaddress.ip_network(item.prefix), bool(item.is_pool))
 
 
 def _record(
@@ -1160,15 +1237,26 @@ def release(ctx: TenantContext, vrf_id: str, address: str) -> AddressItem:
 
 
 def _stage_release(uow: UnitOfWork, repo: IpamRepository, items: Sequence[AddressItem]) -> None:
+    """Stage deleting `items`, their prefixes' counters (each under the guard of the prefix
+    as read now, so a crossing below its threshold is known) and the dashboard's totals."""
     now = _now()
     for item in items:
         uow.delete(item, condition=AddressItem.allocated_at == item.allocated_at)
-    for prefix_id, count in Counter(i.prefix_id for i in items).items():
+    released = Counter(i.prefix_id for i in items)
+    totals: dict[int, Counter[str]] = {}  # family -> the dashboard's moves
+    for prefix in repo.prefixes_by_id(list(released)):
+        count = released[str(prefix.SK)]
+        usable, threshold = _usable(prefix), int(prefix.alert_threshold)
+        guard = guard_for(int(prefix.allocated or 0), -count, usable, threshold)
         uow.update(
-            PrefixItem(*repo.prefix_key(prefix_id)),
+            PrefixItem(*repo.prefix_key(str(prefix.SK))),
             [PrefixItem.allocated.add(-count), PrefixItem.updated_at.set(now)],
-            condition=PrefixItem.PK.exists(),
+            condition=_guarded(prefix, guard),
         )
+        moved = totals.setdefault(ipaddress.ip_network(prefix.prefix).version, Counter())
+        moved.update(assigned=-count, over_threshold=-int(guard.crosses))
+    for family, moved in totals.items():
+        dashboard.stage_addresses(uow, repo.ctx, family, **moved)
 
 
 def release_for_service(ctx: TenantContext, service_id: str) -> list[AddressItem]:

@@ -97,7 +97,12 @@ class ServiceItem(TableItem):
     status = UnicodeAttribute()
     started_on = UnicodeAttribute(null=True)  # ISO date of the first activation
     plan_since = UnicodeAttribute(null=True)  # ISO date the current plan took effect
+    billed_through = UnicodeAttribute(null=True)  # ISO date (exclusive) invoiced up to
     cancelled_at = UTCDateTimeAttribute(null=True)
+    # The kind of actor that caused the current status (e.g. "dunning"); None: a person.
+    status_cause = UnicodeAttribute(null=True)
+    # Why the network does not have what the status means (the last push failed), if so.
+    network_error = UnicodeAttribute(null=True)
     version = NumberAttribute(default=1)
     created_at = UTCDateTimeAttribute()
     created_by = UnicodeAttribute()

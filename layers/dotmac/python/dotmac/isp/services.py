@@ -28,6 +28,11 @@ Rules (business-rules.md, ISP and "Money and invoices"):
   the same numbers.
 - Cancelling releases the IPAM addresses assigned to `service:<number>`
   (`ipam.release_for_service`, after the cancellation commits; safe to run again).
+- Activation runs only through the workflow (`dotmac.isp.provisioning`). After a suspend,
+  resume or cancel commits, the network adapter is pushed the block, unblock or removal
+  (`adapter.push_transition`; the order and the handling of a failed push are in
+  `dotmac.isp.adapter`). `status_cause` records the kind of actor behind the current
+  status (the `cause` of the transition, e.g. "dunning"; none for a person).
 
 All keys below are inside the tenant's space (`T#<tid>#...`; items in `dotmac.isp.models`):
 
@@ -42,11 +47,15 @@ All keys below are inside the tenant's space (`T#<tid>#...`; items in `dotmac.is
 | list a customer's | Query | `ISP_CUSTOMER_SERVICES#<customer>`, SK `<created>#<number>` |
 | | | (GSI1) |
 | transition | GetItem, TransactWriteItems | `ROOT` if `version` unchanged, `LOG#`, (cancel: plan |
-| | (+ the get's Query) | `services - 1`), audit |
+| | (+ the get's Query) | `services - 1`), (into or out of ACTIVE: `ISP_DASHBOARD` / |
+| | | `MRR#<currency>` ADD), audit |
+| | (+ suspend, resume, cancel: | |
+| | the push, `dotmac.isp.adapter`) | |
 | plan-change preview | GetItem, TransactGetItems, | the service; its customer (billing day) and |
 | | PutItem | the new plan; the quote's audit record (nothing else) |
 | plan change | as the preview, then | service if `version` unchanged, old plan `services - 1`, |
-| | TransactWriteItems | new plan `services + 1` if its `version` is unchanged, `LOG#` |
+| | TransactWriteItems | new plan `services + 1` if its `version` is unchanged, `LOG#`, |
+| | | (ACTIVE: `ISP_DASHBOARD` / `MRR#<currency>` ADD), audit |
 """
 
 from __future__ import annotations
@@ -101,6 +110,7 @@ ACTIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 PREFIXES = {"internet": "INT", "phone": "PHN", "tv": "TV", "bundle": "BDL"}
 NUMBER_PATTERN = r"^(INT|PHN|TV|BDL)-[0-9]{8}-[0-9a-f]{6}$"
+FIRST_SERVICE_ACTIVE = "first service activated"
 PLAN_CHANGEABLE = frozenset({PENDING, ACTIVE, SUSPENDED, MAINTENANCE})
 
 
@@ -253,6 +263,8 @@ def service_summary(item: ServiceItem) -> dict[str, Any]:
         "started_on": item.started_on,
         "plan_since": item.plan_since,
         "cancelled_at": _iso(item.cancelled_at),
+        "status_cause": item.status_cause,
+        "network_error": item.network_error,
         "created_at": _iso(item.created_at),
         "updated_at": _iso(item.updated_at),
     }
@@ -417,11 +429,19 @@ def list_services(
 
 
 def transition(
-    ctx: TenantContext, number: str, action: str, body: customers.TransitionRequest
+    ctx: TenantContext,
+    number: str,
+    action: str,
+    body: customers.TransitionRequest,
+    *,
+    cause: str | None = None,
 ) -> tuple[ServiceItem, list[TransitionItem]]:
-    """Move a service along `ACTIONS[action]`, recording who and why; a cancellation also
-    frees the plan (its `services` counter) and then releases the service's IP addresses."""
+    """Move a service along `ACTIONS[action]`, recording who and why (`cause`: the kind of
+    actor, e.g. "dunning"; None for a person) and then pushing the change to the network; a
+    cancellation also frees the plan (its `services` counter) and then releases the
+    service's IP addresses."""
     from dotmac.core.retry import until_won
+    from dotmac.isp import adapter, dashboard
 
     repo = ServiceRepository(ctx)
     partition = repo.partition(repo.check_id(number))
@@ -432,6 +452,9 @@ def transition(
         now = _now()
         actions: list[Any] = [
             ServiceItem.status.set(target),
+            ServiceItem.status_cause.remove()
+            if cause is None
+            else ServiceItem.status_cause.set(cause),
             ServiceItem.updated_at.set(now),
             ServiceItem.version.add(1),
         ]
@@ -441,6 +464,8 @@ def transition(
                 ServiceItem.plan_since.set(now.date().isoformat()),
             ]
         uow = UnitOfWork(ctx)
+        if target == ACTIVE and item.started_on is None:
+            _stage_first_activation(uow, ctx, item.customer_id)
         if target == CANCELLED:
             actions.append(ServiceItem.cancelled_at.set(now))
             uow.update(
@@ -465,12 +490,23 @@ def transition(
             reason=body.reason,
             at=now,
         )
+        dashboard.stage_mrr(uow, ctx, item, status=target)
         uow.commit(conflict="the service changed meanwhile; retry")
 
     until_won(attempt)
+    found = repo.with_history(number, consistent=True)
+    if not adapter.push_transition(ctx, found[0], action):
+        found = repo.with_history(number, consistent=True)  # with the push failure recorded
     if ACTIONS[action][1] == CANCELLED:
         _release_addresses(ctx, number)
-    return repo.with_history(number, consistent=True)
+    return found
+
+
+def _stage_first_activation(uow: UnitOfWork, ctx: TenantContext, customer_id: str) -> None:
+    """A NEW customer becomes ACTIVE with his first active service (same transaction)."""
+    customer = customers.CustomerRepository(ctx).customer(customer_id, consistent=True)
+    if customer.status == customers.NEW:
+        customers.stage_transition(uow, ctx, customer, "activate", FIRST_SERVICE_ACTIVE)
 
 
 def _release_addresses(ctx: TenantContext, number: str) -> None:
@@ -576,6 +612,7 @@ def change_plan(
     """Move the service to another plan at the prorated amounts the preview shows, recording
     the change (with the amounts) as a transition."""
     from dotmac.core.retry import until_won
+    from dotmac.isp import dashboard
 
     repo = ServiceRepository(ctx)
     partition = repo.partition(repo.check_id(number))
@@ -618,6 +655,7 @@ def change_plan(
             [PlanItem.services.add(1)],
             condition=PlanItem.version == int(plan.version),
         )
+        dashboard.stage_mrr(uow, ctx, service, plan=plan)
         uow.put(
             new_transition(
                 ctx,

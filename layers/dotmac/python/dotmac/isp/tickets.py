@@ -29,6 +29,8 @@ Rules (business-rules.md, ISP; DESIGN §4):
 - Writes are conditional on the `version` read; a lost race re-reads and retries
   (`core.retry.until_won`). A write that records n transitions moves `version` by n (each
   `LOG#<version>` is unique and in order).
+- The dashboard's open tickets by SLA status (`dashboard.ticket_sla`: on track, or a breach
+  flag set) move in the same transactions as the creation and every change.
 
 All keys below are inside the tenant's space (`T#<tid>#...`; items in
 `dotmac.isp.ticket_models`):
@@ -38,16 +40,20 @@ All keys below are inside the tenant's space (`T#<tid>#...`; items in
 | create | GetItem (sequence), | `BILLING` / `SEQ#TCK#<year>` (consistent), the customer |
 | | [GetItem], | `ISP_CUSTOMER#<id>` / `ROOT` when `customer_id` is given; ticket |
 | | TransactWriteItems | `ISP_TICKET#<number>` / `ROOT` if absent + `LOG#`, its SLA clock, |
-| | | the sequence if unchanged, audit |
+| | | the sequence if unchanged, `ISP_DASHBOARD` / `TICKETS` (ADD), audit |
 | get (+ newest transitions) | Query | `ISP_TICKET#<number>`, descending, 1 + HISTORY_LIMIT items |
 | list | Query | `ISP_TICKETS`, SK `<created>#<number>` (GSI2) |
 | list by status | Query | `ISP_TICKET_STATUS#<status>`, SK `<created>#<number>` (GSI1) |
+| a customer's (portal) | Query, BatchGetItem | `ISP_CUSTOMER_TICKETS#<id>`, SK |
+| | | `<created>#<number>` (GSI1 of the creation `LOG#` entries), |
+| | | then the tickets' `ROOT`s |
 | list `?sla=ok` | Query | `ISP_TICKET_SLA#OK`, SK >= `<now>#` (GSI1, clocks) |
 | list `?sla=at_risk` | Query | `ISP_TICKET_SLA#OK`, SK < `<now>#` (GSI1, clocks) |
 | list `?sla=breached` | Query | `ISP_TICKET_SLA#BREACHED` (GSI1, clocks) |
 | (`?sla=` with `?status=`) | | the same Query, FilterExpression `status = :s` |
 | update, respond, resolve, | GetItem, TransactWriteItems | `ROOT` if `version` unchanged, `LOG#`, |
-| close, reopen | (+ the get's Query) | the clock put or deleted, audit |
+| close, reopen | (+ the get's Query) | the clock put or deleted, `ISP_DASHBOARD` / `TICKETS` |
+| | | (ADD, when the ticket's SLA bucket moves), audit |
 | | (+ SQS SendMessage per new breach) | |
 | breach sweep | Query per page, then per | `ISP_TICKET_DUE`, SK < `<now>#` (GSI2, clocks); each |
 | | due ticket GetItem, | ticket as in update |
@@ -72,12 +78,14 @@ from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
+from dotmac.isp import dashboard
 from dotmac.isp.customers import ROOT, RecordRepository, invalid_state, new_transition
 from dotmac.isp.models import TransitionItem
 from dotmac.isp.ticket_models import TicketItem
 
 # Partitions and index partitions (all inside the tenant's key space).
 TICKET, TICKETS, TICKET_STATUS = "ISP_TICKET", "ISP_TICKETS", "ISP_TICKET_STATUS"
+CUSTOMER_TICKETS = "ISP_CUSTOMER_TICKETS"
 CLOCK, TICKET_SLA, TICKET_DUE = "ISP_TICKET_CLOCK", "ISP_TICKET_SLA", "ISP_TICKET_DUE"
 NUMBER_PREFIX = "TCK"
 NUMBER_PATTERN = r"^TCK-[0-9]{4}-[0-9]{6,9}$"
@@ -425,6 +433,7 @@ def _change(
         done.clear()
         item = repo.record(number, consistent=True)
         before, read_version = _state(item), int(item.version)
+        sla_before = dashboard.ticket_sla(item)
         now = _now()
         status = item.status
         step = mutate(item, now) if mutate is not None else Step(None)
@@ -476,6 +485,7 @@ def _change(
             uow.delete(TicketItem(ctx.key(CLOCK, number), ROOT))
         else:
             uow.put(clock)
+        dashboard.stage_ticket(uow, ctx, sla_before, dashboard.ticket_sla(item))
         uow.audit(f"isp.ticket.{audit_action}", "ticket", number, before=before, after=_state(item))
         uow.commit(conflict="the ticket changed meanwhile; retry")
         done.append((item, found))
@@ -581,17 +591,36 @@ def create_ticket(
             at=now,
             details={"priority": body.priority},
         )
+        if body.customer_id is not None:  # the creation entry lists it under its customer
+            log.GSI1PK = ctx.key(CUSTOMER_TICKETS, body.customer_id)
+            log.GSI1SK = f"{_stamp(now)}#{number}"
         uow.put(item, condition=TicketItem.PK.does_not_exist())
         uow.put(log)
         clock = clock_item(ctx, item)
         assert clock is not None
         uow.put(clock)
+        dashboard.stage_ticket(uow, ctx, None, dashboard.ticket_sla(item))
         uow.audit("isp.ticket.create", "ticket", number, after=_state(item))
         uow.commit(conflict="the ticket number was taken meanwhile; retry")
         done.append((item, [log]))
 
     until_won(attempt)
     return done[0]
+
+
+def customer_tickets(ctx: TenantContext, customer_id: str, page: PageRequest) -> Page[TicketItem]:
+    """One page of a customer's tickets, newest first: a Query of their creation entries
+    (`ISP_CUSTOMER_TICKETS#<id>`, GSI1), then one BatchGetItem of the tickets."""
+    created = query_page(
+        TransitionItem,
+        ctx.key(CUSTOMER_TICKETS, customer_id),
+        page,
+        index="gsi1",
+        newest_first=True,
+    )
+    keys = [(str(entry.PK), ROOT) for entry in created.items]
+    found = {str(t.PK): t for t in TicketItem.batch_get(keys)} if keys else {}
+    return Page([found[pk] for pk, _ in keys if pk in found], created.next_cursor)
 
 
 def get_ticket(

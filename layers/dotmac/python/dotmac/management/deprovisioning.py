@@ -12,13 +12,11 @@ from typing import Any
 
 from dotmac.core.tenancy import platform_key
 from dotmac.core.unit_of_work import UnitOfWork
+from dotmac.core.workflows import StepFailedError, TransientStepError, error_text, guarded
 from dotmac.management import metrics, tenant_data
 from dotmac.management.models import SubdomainItem, TenantItem
 from dotmac.management.provisioning import (
     SUBDOMAIN_SK,
-    StepFailedError,
-    TransientStepError,
-    guarded,
     stage_transition,
     step_record,
     system_context,
@@ -85,8 +83,6 @@ def release(tenant_id: str, execution: str, event: dict[str, Any]) -> None:
 
 def record_failure(tenant_id: str, execution: str, event: dict[str, Any]) -> None:
     """Keep the reason a deprovisioning stopped (the tenant stays DEPROVISIONING)."""
-    from dotmac.management.provisioning import error_text
-
     reason = error_text(event)
     item = get_tenant_item(tenant_id)
     item.update(actions=[TenantItem.failure_reason.set(reason)])

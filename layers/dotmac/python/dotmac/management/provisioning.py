@@ -19,10 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from dotmac.core import aws
-from dotmac.core.errors import ConflictError, DependencyUnavailableError, DotmacError
+from dotmac.core.errors import ConflictError
 from dotmac.core.settings import get_settings
 from dotmac.core.tenancy import PLATFORM_TENANT, TenantContext, platform_key, tenant_key
 from dotmac.core.unit_of_work import UnitOfWork
+from dotmac.core.workflows import StepFailedError, error_text, guarded
 from dotmac.management import catalog, metrics
 from dotmac.management.models import (
     LicenceItem,
@@ -54,14 +55,6 @@ PROVISIONED_PARTITIONS = (
     "BILLING",
 )
 SUBDOMAIN_SK = "META"
-
-
-class TransientStepError(Exception):
-    """A step failed for a reason worth retrying (the state machine's Retry matches the name)."""
-
-
-class StepFailedError(Exception):
-    """A step failed for good; the Catch compensates."""
 
 
 class ProvisioningRequest(BaseModel):
@@ -167,24 +160,6 @@ def _owned(request: ProvisioningRequest) -> TenantItem:
     if item.request_key != request.request_key:
         raise StepFailedError(f"tenant {request.tenant_id} belongs to another request")
     return item
-
-
-def guarded(name: str, call: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
-    """Run one step; transient problems become `TransientStepError`, the rest `StepFailedError`."""
-    try:
-        return call() or {}
-    except (StepFailedError, TransientStepError):
-        raise
-    except DependencyUnavailableError as exc:
-        raise TransientStepError(f"{name}: {exc.message}") from exc
-    except DotmacError as exc:
-        raise StepFailedError(f"{name}: {exc.message}") from exc
-    except Exception as exc:
-        from dotmac.core.api import as_domain_error
-
-        if isinstance(as_domain_error(exc), DependencyUnavailableError):
-            raise TransientStepError(f"{name}: {exc}") from exc
-        raise
 
 
 def run_step(event: dict[str, Any]) -> dict[str, Any]:
@@ -467,19 +442,6 @@ def _delete_partitions(tenant_id: str) -> list[str]:
                 break
     delete_items(keys)
     return apps
-
-
-def error_text(event: dict[str, Any]) -> str:
-    import json
-
-    error = event.get("error") or {}
-    cause = str(error.get("Cause") or "")
-    try:
-        parsed = json.loads(cause)
-        cause = str(parsed.get("errorMessage") or cause)
-    except ValueError:
-        pass
-    return f"{error.get('Error', 'Error')}: {cause}"[:500]
 
 
 @step("compensate")
