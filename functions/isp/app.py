@@ -271,9 +271,9 @@ SERVICES_READ, SERVICES_WRITE = "isp:services:read", "isp:services:write"
 SERVICES = "/services"
 
 
-def _service(found: Any, status: int = 200, **extra: Any) -> Reply:
+def _service(found: Any, status: int = 200, base: str = SERVICES, **extra: Any) -> Reply:
     item, history = found
-    link = _link(f"{SERVICES}/{item.number}")
+    link = _link(f"{base}/{item.number}")
     headers = {"Location": link} if status == 201 else {}
     view = {**services.service_view(item, history), **extra}
     return Reply(single(resource("service", item.number, view), link), status, headers)
@@ -493,9 +493,9 @@ TICKETS_READ, TICKETS_WRITE = "isp:tickets:read", "isp:tickets:write"
 TICKETS = "/tickets"
 
 
-def _ticket(found: Any, status: int = 200) -> Reply:
+def _ticket(found: Any, status: int = 200, base: str = TICKETS) -> Reply:
     item, history = found
-    link = _link(f"{TICKETS}/{item.number}")
+    link = _link(f"{base}/{item.number}")
     headers = {"Location": link} if status == 201 else {}
     view = tickets.ticket_view(item, history)
     return Reply(single(resource("ticket", item.number, view), link), status, headers)
@@ -718,7 +718,7 @@ def portal_services(call: Call) -> Reply:
 
 @api.route(f"{PORTAL}/services/{{service_id}}", permission=PORTAL_READ)
 def portal_service(call: Call, service_id: str) -> Reply:
-    return _service(portal.service(call.ctx, service_id))
+    return _service(portal.service(call.ctx, service_id), base=f"{PORTAL}/services")
 
 
 @api.route(f"{PORTAL}/invoices", permission=PORTAL_READ, summary="The portal user's invoices")
@@ -766,12 +766,13 @@ def portal_tickets(call: Call) -> Reply:
 
 @api.route(f"{PORTAL}/tickets", ["POST"], permission=PORTAL_WRITE, summary="Open a ticket")
 def portal_open_ticket(call: Call) -> Reply:
-    return _ticket(portal.open_ticket(call.ctx, call.body(portal.PortalTicket)), status=201)
+    opened = portal.open_ticket(call.ctx, call.body(portal.PortalTicket))
+    return _ticket(opened, status=201, base=f"{PORTAL}/tickets")
 
 
 @api.route(f"{PORTAL}/tickets/{{ticket_id}}", permission=PORTAL_READ)
 def portal_ticket(call: Call, ticket_id: str) -> Reply:
-    return _ticket(portal.ticket(call.ctx, ticket_id))
+    return _ticket(portal.ticket(call.ctx, ticket_id), base=f"{PORTAL}/tickets")
 
 
 # --- dashboard -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcloud import dynamodb_atomicity, lambda_dispatch, registry, seed
+from devcloud import dynamodb_atomicity, isp_demo, lambda_dispatch, registry, seed
 from devcloud.events import queue_mappings, schedules
 from devcloud.gateway import Gateway, GatewayServer
 from devcloud.pollers import QueuePoller
@@ -89,8 +89,11 @@ class LocalCloud:
         if self.config.seed:
             seed.run()
         apps = {name: registry.chalice_app(name) for name in self.stack.http_apps}
+        gateway = Gateway(apps)
+        if self.config.seed:  # through the API (in process), before anyone can call it
+            isp_demo.ensure(gateway)
         self.gateway_server = GatewayServer(
-            self.config.host, self.config.api_port, Gateway(apps), access_log=self.config.access_log
+            self.config.host, self.config.api_port, gateway, access_log=self.config.access_log
         )
         self.gateway_server.start()
         for mapping in queue_mappings(self.stack, self.config.stage):

@@ -15,7 +15,6 @@ class DemoUser:
     email: str
     name: str
     roles: tuple[str, ...]
-    customer_id: str | None = None
 
 
 PLATFORM_OPERATOR = DemoUser("operator@dotmac.example", "Platform Operator", ("platform_operator",))
@@ -25,7 +24,7 @@ ABC_CORP_USERS = (
     DemoUser("john.smith@abc-corp.example", "John Smith", ("tenant_admin",)),
     DemoUser("sarah@abc-corp.example", "Sarah", ("isp_manager", "crm_manager")),
     DemoUser("mike@abc-corp.example", "Mike", ("crm_sales_rep", "commerce_manager")),
-    DemoUser("jane@abc-corp.example", "Jane", ("isp_customer", "commerce_customer"), "CUST-0001"),
+    DemoUser("jane@abc-corp.example", "Jane", ("isp_customer", "commerce_customer")),
     DemoUser("tom@abc-corp.example", "Tom", ("isp_technician",)),
 )
 
@@ -100,7 +99,6 @@ def ensure_users(tenant_id: str, users: tuple[DemoUser, ...]) -> None:
                 email=user.email,
                 name=user.name,
                 roles=list(user.roles),
-                customer_id=user.customer_id,
             )
             service.create_user(ctx, request, password=DEMO_PASSWORD)
 

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,14 +162,21 @@ def test_step_functions_run_lambda_tasks_in_the_local_cloud(local_stack: LocalSt
     assert "dead_letters" in json.loads(described["output"])
 
 
+_TOKENS: dict[tuple[str, str], str] = {}
+
+
 def _login(local_stack: LocalStack, email: str, password: str = "DotMac-demo-2026") -> str:
-    response = local_stack.request(
-        "POST",
-        "/api/v1/auth/login",
-        {"tenant": "abc-corp", "email": email, "password": password},
-    )
-    assert response.status == 200, response.body
-    return str(response.json()["data"]["attributes"]["access_token"])
+    """A demo user's access token, signed in once per stack (logins are rate-limited per IP:
+    5 a minute)."""
+    if (local_stack.api, email) not in _TOKENS:
+        response = local_stack.request(
+            "POST",
+            "/api/v1/auth/login",
+            {"tenant": "abc-corp", "email": email, "password": password},
+        )
+        assert response.status == 200, response.body
+        _TOKENS[local_stack.api, email] = str(response.json()["data"]["attributes"]["access_token"])
+    return _TOKENS[local_stack.api, email]
 
 
 def test_seeded_users_sign_in_and_the_real_authorizer_guards_routes(
@@ -196,3 +204,42 @@ def test_seeded_users_sign_in_and_the_real_authorizer_guards_routes(
     assert forged.status == 401
     jwks = local_stack.request("GET", "/.well-known/jwks.json").json()
     assert jwks["keys"] and all(k["alg"] == "ES256" and k["kid"] for k in jwks["keys"])
+
+
+def test_the_isp_demo_serves_the_staff_tom_and_jane_their_views(
+    local_stack: LocalStack,
+) -> None:
+    def get(token: str, path: str) -> tuple[int, Any]:
+        answer = local_stack.request(
+            "GET", f"/api/v1/isp{path}", headers={"Authorization": f"Bearer {token}"}
+        )
+        return answer.status, answer.json()
+
+    staff = _login(local_stack, "john.smith@abc-corp.example")  # the tenant admin sees it all
+    status, dashboard = get(staff, "/dashboard")
+    figures = dashboard["data"]["attributes"]
+    assert status == 200
+    assert figures["customers"]["by_status"] == {"NEW": 1, "ACTIVE": 4, "BLOCKED": 0, "INACTIVE": 0}
+    assert figures["mrr"] == [{"amount": "402.00", "currency": "USD", "active_services": 4}]
+    assert figures["tickets"]["open"] == 1
+
+    tom = _login(local_stack, "tom@abc-corp.example")
+    status, orders = get(tom, "/work-orders")
+    assert status == 200
+    assert [o["attributes"]["status"] for o in orders["data"]] == ["ASSIGNED"]
+    assert get(tom, "/customers")[0] == 403
+
+    jane = _login(local_stack, "jane@abc-corp.example")
+    status, services = get(jane, "/portal/services")
+    assert status == 200 and len(services["data"]) == 1
+    number = services["data"][0]["id"]
+    status, commands = get(staff, f"/services/{number}/network-commands")
+    assert status == 200 and commands["data"], commands
+    (invoice,) = get(jane, "/portal/invoices")[1]["data"]
+    assert invoice["attributes"]["lines"][0]["description"].startswith(f"Fibre 100 {number}")
+    status, customers = get(staff, "/customers")
+    others = [c["id"] for c in customers["data"] if c["attributes"]["name"] != "Jane Doe"]
+    for other in others:
+        status, found = get(staff, f"/services?customer={other}")
+        for service in found["data"]:
+            assert get(jane, f"/portal/services/{service['id']}")[0] == 404

@@ -345,6 +345,7 @@ def test_the_portal_shows_jane_her_own_records_and_nothing_else(
     )
     assert opened.status == 201, opened.json
     ticket = opened.json["data"]["id"]
+    assert opened.header("Location") == f"/api/v1/isp/portal/tickets/{ticket}"
     assert [t["id"] for t in jane.call("GET", "/portal/tickets").json["data"]] == [ticket]
     assert john.get(f"/tickets/{ticket}")["customer_id"] == mine
 
