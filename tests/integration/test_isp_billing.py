@@ -461,3 +461,57 @@ def test_billing_reads_take_one_call(john: Staff, clock: Clock, platform: Platfo
     ):
         _, counted = counting(client, isp_data)("GET", path)
         assert counted == Counter(expected), (path, counted)
+
+
+def _change_plan(john: Staff, clock: Clock, number: str, plan: str, on: date) -> None:
+    clock.on(on)
+    answer = john.call("POST", f"/services/{number}/plan-change", {"plan_id": plan})
+    assert answer.status == 200, answer.json
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "amounts", "credited", "total"),
+    [
+        # upgrade: 15 of 30 days at 60.00 less 15 days of 30.00 unused, then a full cycle
+        ("30.00", "60.00", ["30.00", "60.00"], "15.00", "75.00"),
+        # downgrade: the 30.00 credit covers the 15.00 charge and half the next cycle
+        ("60.00", "30.00", ["15.00", "30.00"], "30.00", "15.00"),
+    ],
+)
+def test_a_prepaid_plan_change_credits_the_unused_days_on_the_next_invoice(
+    john: Staff,
+    clock: Clock,
+    old: str,
+    new: str,
+    amounts: list[str],
+    credited: str,
+    total: str,
+) -> None:
+    customer = john.customer(**PREPAID)
+    number = active_service(
+        john, clock, customer, john.plan(name="Old", price=old), date(2026, 4, 15)
+    )
+    _change_plan(john, clock, number, john.plan(name="New", price=new), date(2026, 4, 30))
+    assert len(invoices(john, customer)) == 1  # nothing billed at the change itself
+
+    run_day(john, date(2026, 5, 15))
+    newest = invoices(john, customer)[0]
+    assert [line["amount"] for line in newest["lines"]] == amounts
+    assert (newest["discount_total"], newest["total"]) == (credited, total)
+    assert "after the plan change" in newest["lines"][0]["description"]
+
+
+def test_a_postpaid_plan_change_bills_each_plan_for_its_days(john: Staff, clock: Clock) -> None:
+    customer = john.customer(**POSTPAID)
+    number = active_service(
+        john, clock, customer, john.plan(name="Old", price="30.00"), date(2026, 4, 1)
+    )
+    run_day(john, date(2026, 5, 1))
+    _change_plan(john, clock, number, john.plan(name="New", price="60.00"), date(2026, 5, 11))
+    run_day(john, date(2026, 6, 1))
+    newest = invoices(john, customer)[0]
+    # 10 of May's 31 days at 30.00, then 21 at 60.00
+    assert [line["amount"] for line in newest["lines"]] == ["9.68", "40.65"]
+    assert newest["total"] == "50.33"
+    assert newest["lines"][0]["description"].startswith("Old ")
+    assert newest["lines"][1]["description"].startswith("New ")

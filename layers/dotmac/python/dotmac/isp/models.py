@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pynamodb.attributes import (
+    JSONAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -98,6 +99,10 @@ class ServiceItem(TableItem):
     started_on = UnicodeAttribute(null=True)  # ISO date of the first activation
     plan_since = UnicodeAttribute(null=True)  # ISO date the current plan took effect
     billed_through = UnicodeAttribute(null=True)  # ISO date (exclusive) invoiced up to
+    # What plan changes left for the next invoice: charges [{"description", "amount"}] and
+    # a credit (fixed-point text) taken off this service's next charges.
+    pending_lines = JSONAttribute(null=True)
+    pending_credit = UnicodeAttribute(null=True)
     cancelled_at = UTCDateTimeAttribute(null=True)
     # The kind of actor that caused the current status (e.g. "dunning"); None: a person.
     status_cause = UnicodeAttribute(null=True)

@@ -21,9 +21,12 @@ Rules (business-rules.md, ISP and "Money and invoices"):
   current cycle, on or after the day the current plan took effect) credits the old price for
   the days of [effective, cycle end) and charges the new price for the days of
   [effective, end of the new plan's cycle holding `effective`) — days / days in the cycle,
-  Decimal, HALF_UP to the minor unit (`billing.pricing.prorate`). For a postpaid customer the
-  same amounts adjust the invoice at the end of the cycle. A PENDING service has not been
-  billed: nothing to credit or charge. The new plan must have the same service type and
+  Decimal, HALF_UP to the minor unit (`billing.pricing.prorate`). Apply leaves the money
+  on the service for its next invoice (`subscriber_billing.plan_change_billing`): a
+  prepaid service, invoiced to its cycle's end, gets those credit and charge amounts; a
+  service not invoiced past the change (postpaid) gets the old plan's days up to it and is
+  billed at the new price from it. A PENDING service has not been billed: nothing to
+  credit or charge. The new plan must have the same service type and
   currency. Preview computes it and changes nothing (the quote is audited); apply writes it with
   the same numbers.
 - Cancelling releases the IPAM addresses assigned to `service:<number>`
@@ -606,6 +609,22 @@ def preview_plan_change(ctx: TenantContext, number: str, body: PlanChange) -> di
     return quote
 
 
+def _billing_actions(service: ServiceItem, plan: PlanItem, proration: Proration) -> list[Any]:
+    """The change's effect on the service's billing (`subscriber_billing.plan_change_billing`):
+    pending charges and credit for its next invoice, and the day it is billed through."""
+    from dotmac.isp.subscriber_billing import plan_change_billing
+
+    billing = plan_change_billing(service, plan.name, proration)
+    if billing is None:
+        return []
+    credit = _money(service.pending_credit or "0", service.currency) + billing.credit
+    return [
+        ServiceItem.pending_lines.set([*(service.pending_lines or []), *billing.lines]),
+        ServiceItem.pending_credit.set(str(credit.amount)),
+        ServiceItem.billed_through.set(billing.billed_through.isoformat()),
+    ]
+
+
 def change_plan(
     ctx: TenantContext, number: str, body: PlanChange
 ) -> tuple[ServiceItem, list[TransitionItem], dict[str, Any]]:
@@ -642,6 +661,7 @@ def change_plan(
                 else ServiceItem.plan_since.set(since),
                 ServiceItem.updated_at.set(now),
                 ServiceItem.version.add(1),
+                *_billing_actions(service, plan, proration),
             ],
             condition=ServiceItem.version == int(service.version),
         )

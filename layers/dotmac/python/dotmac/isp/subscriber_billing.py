@@ -178,14 +178,80 @@ def service_charges(
     return found, until
 
 
-def _line(service: ServiceItem, charge: Charge) -> InvoiceLine:
-    from dotmac.billing.pricing import InvoiceLine
-
+def _describe(plan_name: str, number: str, charge: Charge, note: str = "") -> str:
     last = charge.end - timedelta(days=1)
     partial = (charge.start, charge.end) != (charge.cycle_start, charge.cycle_end)
-    note = " (prorated)" if partial else ""
-    description = f"{service.plan_name} {service.number}, {charge.start} to {last}{note}"
-    return InvoiceLine(description, Decimal(1), charge.amount)
+    return f"{plan_name} {number}, {charge.start} to {last}{' (prorated)' if partial else ''}{note}"
+
+
+@dataclass(frozen=True)
+class PlanChangeBilling:
+    """What a plan change leaves for the service's next invoice."""
+
+    lines: list[dict[str, str]]  # charges {"description", "amount"}
+    credit: Money  # taken off the service's next charges
+    billed_through: date
+
+
+def plan_change_billing(
+    service: ServiceItem, new_plan_name: str, proration: Any
+) -> PlanChangeBilling | None:
+    """The billing side of moving an active service to another plan at
+    `proration.effective` (None for a service never activated):
+    - not invoiced past the change (postpaid, or before a prepaid cycle was invoiced): the
+      old plan's days up to the change become a pending charge, and the service is billed
+      from the change on at the new price;
+    - invoiced past it (prepaid): the preview's credit for the old plan's unused days and
+      charge for the new plan's days to the end of its cycle, which it is then billed
+      through."""
+    if service.started_on is None or proration.cycle is None:
+        return None
+    effective = proration.effective
+    billed = date.fromisoformat(service.billed_through or service.started_on)
+    if billed <= effective:
+        owed = charges(
+            price=Money(service.price, service.currency),
+            months=_months(service),
+            billing_day=proration.cycle[0].day,
+            anchor=date.fromisoformat(service.started_on),
+            since=billed,
+            until=effective,
+        )
+        lines = [
+            _pending(_describe(service.plan_name, service.number, c, " before the plan change"), c)
+            for c in owed
+        ]
+        return PlanChangeBilling(lines, Money.zero(service.currency), effective)
+    start, end = proration.new_cycle
+    charge = Charge(effective, end, start, end, proration.charge)
+    line = _pending(
+        _describe(new_plan_name, service.number, charge, " after the plan change"), charge
+    )
+    return PlanChangeBilling([line], proration.credit, end)
+
+
+def _pending(description: str, charge: Charge) -> dict[str, str]:
+    return {"description": description, "amount": str(charge.amount.amount)}
+
+
+def _service_lines(service: ServiceItem, owed: list[Charge]) -> tuple[list[InvoiceLine], Money]:
+    """The service's invoice lines (pending plan-change charges, then its cycles), its
+    pending credit taken off them in order as discounts, and the credit left over."""
+    from dotmac.billing.pricing import Discount, InvoiceLine
+
+    currency = service.currency
+    amounts = [
+        (str(p["description"]), Money(p["amount"], currency)) for p in service.pending_lines or []
+    ]
+    amounts += [(_describe(service.plan_name, service.number, c), c.amount) for c in owed]
+    credit = Money(service.pending_credit or "0", currency)
+    lines = []
+    for description, amount in amounts:
+        off = credit if credit < amount else amount
+        credit -= off
+        discount = None if off.is_zero() else Discount("fixed", off)
+        lines.append(InvoiceLine(description, Decimal(1), amount, discount))
+    return lines, credit
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -260,10 +326,20 @@ def _invoice(
         if service.currency != account.currency:
             continue
         owed, until = service_charges(service, customer, as_of)
-        if until is None:
+        if until is None and not service.pending_lines:
             continue
-        lines += [_line(service, charge) for charge in owed]
-        spans += [owed[0].start, until]
+        billed, left = _service_lines(service, owed)
+        lines += billed
+        if until is not None:
+            spans += [owed[0].start, until]
+        actions: list[Any] = [
+            ServiceItem.pending_lines.remove(),
+            ServiceItem.pending_credit.remove()
+            if left.is_zero()
+            else ServiceItem.pending_credit.set(str(left.amount)),
+        ]
+        if until is not None:
+            actions.append(ServiceItem.billed_through.set(until.isoformat()))
         unbilled = (
             ServiceItem.billed_through.does_not_exist()
             if service.billed_through is None
@@ -271,7 +347,7 @@ def _invoice(
         )
         uow.update(
             ServiceItem(service.PK, ROOT),
-            [ServiceItem.billed_through.set(until.isoformat())],
+            actions,
             condition=(ServiceItem.version == int(service.version)) & unbilled,
         )
     if not lines:
@@ -281,7 +357,7 @@ def _invoice(
     invoice = new_invoice(
         target,
         number,
-        period=f"{min(spans).isoformat()}/{max(spans).isoformat()}",
+        period=f"{min(spans).isoformat()}/{max(spans).isoformat()}" if spans else as_of.isoformat(),
         category="SUBSCRIPTION",
         lines=lines,
         totals=totals,
