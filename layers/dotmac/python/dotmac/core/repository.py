@@ -51,8 +51,12 @@ def query_page(
         scan_index_forward=not newest_first,
         page_size=page.limit,
     )
-    items = list(results)
-    return Page(items, encode_cursor(results.last_evaluated_key))
+    # Only DynamoDB's first page: with a filter, iterating `results` would keep querying
+    # until `limit` items matched; a filtered page may be short, its cursor goes on.
+    pages = results.page_iter
+    raw = next(pages)
+    items = [model.from_raw_data(item) for item in raw.get("Items", [])]
+    return Page(items, encode_cursor(pages.last_evaluated_key))
 
 
 class TenantRepository:
