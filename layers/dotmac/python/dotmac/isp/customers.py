@@ -277,6 +277,29 @@ def new_transition(
     )
 
 
+def creation_entry(
+    ctx: TenantContext,
+    partition: str,
+    status: str,
+    at: datetime,
+    *,
+    reason: str = "created",
+    details: dict[str, Any] | None = None,
+) -> TransitionItem:
+    """The first transition of a new record (version 1): created in `status`."""
+    return new_transition(
+        ctx,
+        partition,
+        version=1,
+        action="create",
+        from_status=None,
+        to_status=status,
+        reason=reason,
+        at=at,
+        details=details,
+    )
+
+
 def stage_status_change(
     uow: UnitOfWork,
     partition: str,
@@ -456,15 +479,11 @@ def create_customer(ctx: TenantContext, body: CustomerCreate) -> Found:
         created_by=ctx.user_id,
         updated_at=now,
     )
-    log = new_transition(
+    log = creation_entry(
         ctx,
         partition,
-        version=1,
-        action="create",
-        from_status=None,
-        to_status=NEW,
-        reason="created",
-        at=now,
+        NEW,
+        now,
     )
 
     def attempt() -> None:

@@ -134,6 +134,7 @@ from dotmac.isp.customers import (
     LOG,
     ROOT,
     RecordRepository,
+    creation_entry,
     invalid,
     new_transition,
     stage_status_change,
@@ -667,15 +668,11 @@ def create_device(ctx: TenantContext, body: DeviceCreate) -> tuple[DeviceItem, l
         created_by=ctx.user_id,
         updated_at=now,
     )
-    log = new_transition(
+    log = creation_entry(
         ctx,
         partition,
-        version=1,
-        action="create",
-        from_status=None,
-        to_status=UNKNOWN,
-        reason="created",
-        at=now,
+        UNKNOWN,
+        now,
     )
 
     def attempt() -> None:

@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from dotmac.core.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from dotmac.core.errors import ConflictError, NotFoundError
 from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
@@ -81,6 +81,7 @@ from dotmac.isp.customers import (
     ROOT,
     Reason,
     RecordRepository,
+    creation_entry,
     invalid_state,
     new_transition,
     stage_status_change,
@@ -331,10 +332,6 @@ def _money(amount: str, currency: str) -> Money:
     return Money(amount, currency)
 
 
-def _invalid(field: str, message: str) -> ValidationError:
-    return ValidationError(f"invalid {field}", details=[FieldError(field, message)])
-
-
 # --- use cases -----------------------------------------------------------------------------
 
 
@@ -350,9 +347,9 @@ def create_service(
     def attempt() -> None:
         customer, plan = repo.customer_and_plan(body.customer_id, body.plan_id)
         if customer is None:
-            raise _invalid("customer_id", "no such customer")
+            raise customers.invalid("customer_id", "no such customer")
         if plan is None:
-            raise _invalid("plan_id", "no such service plan")
+            raise customers.invalid("plan_id", "no such service plan")
         if customer.status not in (customers.NEW, customers.ACTIVE):
             raise ConflictError(
                 f"a {customer.status} customer cannot get new services",
@@ -385,15 +382,12 @@ def create_service(
             created_by=ctx.user_id,
             updated_at=now,
         )
-        log = new_transition(
+        log = creation_entry(
             ctx,
             partition,
-            version=1,
-            action="create",
-            from_status=None,
-            to_status=PENDING,
+            PENDING,
+            now,
             reason=body.reason or "created",
-            at=now,
         )
         uow = UnitOfWork(ctx)
         uow.put(item, condition=ServiceItem.PK.does_not_exist())
@@ -427,7 +421,7 @@ def list_services(
     ctx: TenantContext, page: PageRequest, customer_id: str | None = None
 ) -> Page[ServiceItem]:
     if customer_id is not None and not re.fullmatch(customers.ID_PATTERN, customer_id):
-        raise _invalid("customer", "not a customer id")
+        raise customers.invalid("customer", "not a customer id")
     return ServiceRepository(ctx).services(page, customer_id)
 
 
@@ -535,22 +529,24 @@ def _quote(
         raise invalid_state("service", service.status, "change plan")
     customer, plan = repo.customer_and_plan(service.customer_id, body.plan_id)
     if plan is None:
-        raise _invalid("plan_id", "no such service plan")
+        raise customers.invalid("plan_id", "no such service plan")
     if customer is None:  # pragma: no cover - customers are never deleted
         raise NotFoundError(f"the customer of service {number} is gone")
     if service.plan_id == plan.SK:
-        raise _invalid("plan_id", "the service is already on this plan")
+        raise customers.invalid("plan_id", "the service is already on this plan")
     if plan.service_type != service.service_type:
-        raise _invalid("plan_id", f"not a {service.service_type} plan")
+        raise customers.invalid("plan_id", f"not a {service.service_type} plan")
     if plan.currency != service.currency:
-        raise _invalid("plan_id", f"priced in {plan.currency}, the service in {service.currency}")
+        raise customers.invalid(
+            "plan_id", f"priced in {plan.currency}, the service in {service.currency}"
+        )
     today = _now().date()
     effective = body.effective or today
     old_price = _money(service.price, service.currency)
     new_price = _money(plan.price, plan.currency)
     if service.started_on is None:  # PENDING: not billed yet
         if effective != today:
-            raise _invalid("effective", "a pending service changes plan today")
+            raise customers.invalid("effective", "a pending service changes plan today")
         zero = old_price * 0
         return service, plan, Proration(effective, zero, zero)
     billing_day = int(customer.billing_day)
@@ -559,7 +555,7 @@ def _quote(
     earliest = max(start, date.fromisoformat(service.plan_since or service.started_on))
     if not earliest <= effective < end:
         last = end - timedelta(days=1)
-        raise _invalid("effective", f"must be in the current cycle, {earliest} to {last}")
+        raise customers.invalid("effective", f"must be in the current cycle, {earliest} to {last}")
     proration = prorate_change(
         old_price=old_price,
         old_months=CYCLE_MONTHS[service.billing_cycle],

@@ -79,7 +79,14 @@ from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp import dashboard
-from dotmac.isp.customers import ROOT, RecordRepository, invalid_state, new_transition
+from dotmac.isp.customers import (
+    ROOT,
+    RecordRepository,
+    creation_entry,
+    invalid,
+    invalid_state,
+    new_transition,
+)
 from dotmac.isp.models import TransitionItem
 from dotmac.isp.ticket_models import TicketItem
 
@@ -316,10 +323,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _invalid(field: str, message: str) -> ValidationError:
-    return ValidationError(f"invalid {field}", details=[FieldError(field, message)])
-
-
 def _index(ctx: TenantContext, item: TicketItem) -> None:
     """Set the ticket's own index keys (its status moves GSI1)."""
     order = f"{_stamp(item.created_at)}#{item.number}"
@@ -551,7 +554,7 @@ def create_ticket(
         try:
             CustomerRepository(ctx).customer(body.customer_id)
         except NotFoundError as exc:
-            raise _invalid("customer_id", "no such customer") from exc
+            raise invalid("customer_id", "no such customer") from exc
     done: list[tuple[TicketItem, list[TransitionItem]]] = []
 
     def attempt() -> None:
@@ -580,15 +583,11 @@ def create_ticket(
             updated_at=now,
         )
         _index(ctx, item)
-        log = new_transition(
+        log = creation_entry(
             ctx,
             partition,
-            version=1,
-            action="create",
-            from_status=None,
-            to_status=OPEN,
-            reason="created",
-            at=now,
+            OPEN,
+            now,
             details={"priority": body.priority},
         )
         if body.customer_id is not None:  # the creation entry lists it under its customer
@@ -634,9 +633,9 @@ def list_tickets(
 ) -> Page[TicketItem]:
     """All tickets, by status, or the open ones by SLA status (one Query)."""
     if status is not None and status not in STATUSES:
-        raise _invalid("status", f"one of {', '.join(STATUSES)}")
+        raise invalid("status", f"one of {', '.join(STATUSES)}")
     if sla is not None and sla not in SLA_STATUSES:
-        raise _invalid("sla", f"one of {', '.join(SLA_STATUSES)}")
+        raise invalid("sla", f"one of {', '.join(SLA_STATUSES)}")
     repo = TicketRepository(ctx)
     if sla is None:
         return repo.tickets(page, status)
@@ -757,7 +756,7 @@ def sweep(ctx: TenantContext, body: SweepRequest) -> dict[str, Any]:
     now = _now()
     as_of = now if body.as_of is None else body.as_of.astimezone(UTC)
     if as_of > now:
-        raise _invalid("as_of", "cannot be in the future")
+        raise invalid("as_of", "cannot be in the future")
     breached = sweep_breaches(ctx, as_of)
     audit_trail.record(
         ctx,

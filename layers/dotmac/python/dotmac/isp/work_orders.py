@@ -96,7 +96,14 @@ from dotmac.core.permissions import allowed
 from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
-from dotmac.isp.customers import ID_PATTERN, ROOT, Reason, RecordRepository, new_transition
+from dotmac.isp.customers import (
+    ID_PATTERN,
+    ROOT,
+    Reason,
+    RecordRepository,
+    creation_entry,
+    new_transition,
+)
 from dotmac.isp.models import TransitionItem
 from dotmac.isp.work_order_models import TechnicianItem, WorkOrderItem
 
@@ -704,15 +711,11 @@ def create_work_order(
         created_by=ctx.user_id,
         updated_at=now,
     )
-    log = new_transition(
+    log = creation_entry(
         ctx,
         partition,
-        version=1,
-        action="create",
-        from_status=None,
-        to_status=NEW,
-        reason="created",
-        at=now,
+        NEW,
+        now,
     )
     uow = UnitOfWork(ctx)
     uow.put(item, condition=WorkOrderItem.PK.does_not_exist())
