@@ -158,6 +158,20 @@ class Platform:
     def token(self, email: str, tenant: str | None = ABC, **kwargs: Any) -> str:
         return str(self.session(email, tenant, **kwargs)["access_token"])
 
+    def notifications(self, template: str) -> list[dict[str, Any]]:
+        """The messages of `template` waiting on the notifications queue; every message read
+        is deleted (whatever its template)."""
+        sqs = self.cloud.client("sqs")
+        url = self.cloud.queue_url("notifications")
+        found = []
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+            for message in batch:
+                body = json.loads(message["Body"])
+                if body["template"] == template:
+                    found.append(body)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
     def audit_records(self) -> list[dict[str, Any]]:
         """Every audit record in the table, all tenants (a Scan; the raw stored attributes)."""
         from boto3.dynamodb.types import TypeDeserializer

@@ -150,19 +150,6 @@ def _dun(platform: Platform, as_of: date) -> None:
     drain(platform)
 
 
-def _reminders(platform: Platform) -> list[dict[str, Any]]:
-    sqs = platform.cloud.client("sqs")
-    url = platform.cloud.queue_url("notifications")
-    found = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for message in batch:
-            body = json.loads(message["Body"])
-            if body["template"] == "billing.reminder":
-                found.append(body)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
-
-
 def test_the_dunning_ladder_suspends_and_a_payment_reactivates(platform: Platform) -> None:
     operator, john = operator_token(platform), platform.token(JOHN)
     ladder = {
@@ -179,15 +166,15 @@ def test_the_dunning_ladder_suspends_and_a_payment_reactivates(platform: Platfor
     due = date.fromisoformat(
         platform.call("GET", f"/api/v1/tenant/invoices/{number}", john).attributes["due_on"]
     )
-    _reminders(platform)  # the welcome messages of the seed
+    platform.notifications("billing.reminder")  # the welcome messages of the seed
 
     _dun(platform, due)  # not overdue yet: nothing
-    assert _reminders(platform) == []
+    assert platform.notifications("billing.reminder") == []
     _dun(platform, due + timedelta(days=1))
-    (reminder,) = _reminders(platform)
+    (reminder,) = platform.notifications("billing.reminder")
     assert (reminder["data"]["invoice"], reminder["recipient"]) == (number, JOHN)
     _dun(platform, due + timedelta(days=1))  # again the same day: nothing new
-    assert _reminders(platform) == []
+    assert platform.notifications("billing.reminder") == []
 
     _dun(platform, due + timedelta(days=6))
     invoices = platform.call("GET", "/api/v1/tenant/invoices", john).json["data"]

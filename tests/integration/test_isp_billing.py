@@ -6,7 +6,6 @@ records), bad input, tenant isolation, permissions and DynamoDB calls per read."
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -111,19 +110,6 @@ def link(platform: Platform, email: str, customer: str) -> Isp:
     answer = platform.call("PATCH", f"/api/v1/users/{user}", admin, body={"customer_id": customer})
     assert answer.status == 200, answer.json
     return Isp(platform, platform.token(email))
-
-
-def notifications(platform: Platform, template: str) -> list[dict[str, Any]]:
-    sqs = platform.cloud.client("sqs")
-    url = platform.cloud.queue_url("notifications")
-    found = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for message in batch:
-            body = json.loads(message["Body"])
-            if body["template"] == template:
-                found.append(body)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
 
 
 # --- invoicing -----------------------------------------------------------------------------
@@ -238,10 +224,10 @@ def test_dunning_blocks_the_customer_suspends_his_services_and_a_payment_reconne
     invoice = first_invoice(john, number)
     due = date(2026, 4, 25)
     assert john.get(f"/customers/{customer}/invoices/{invoice}")["due_on"] == due.isoformat()
-    notifications(platform, "isp.billing.reminder")
+    platform.notifications("isp.billing.reminder")
 
     run_day(john, due + timedelta(days=1))
-    (reminder,) = notifications(platform, "isp.billing.reminder")
+    (reminder,) = platform.notifications("isp.billing.reminder")
     assert (reminder["recipient"], reminder["data"]["invoice"]) == ("ada.obi@example.net", invoice)
     assert john.get(f"/customers/{customer}/invoices/{invoice}")["overdue"] is True
 

@@ -75,18 +75,6 @@ def addresses(answer: Answer) -> list[str]:
     return [item["attributes"]["address"] for item in answer.json["data"]]
 
 
-def alerts(platform: Platform) -> list[dict[str, Any]]:
-    """Threshold alerts queued since the last look (received messages stay hidden)."""
-    sqs = platform.cloud.client("sqs")
-    url = platform.cloud.queue_url("notifications")
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
-            return [body for body in found if body["template"] == ALERT_TEMPLATE]
-        found.extend(json.loads(message["Body"]) for message in batch)
-
-
 def ipam_items(platform: Platform, tenant: str = ABC) -> list[tuple[str, str]]:
     return [k for k in scan_keys(platform, f"T#{tenant}#") if "IPAM" in k[0]]
 
@@ -210,7 +198,7 @@ def test_allocation_usable_rules_utilisation_alert_and_release(
     platform: Platform, john: Ipam
 ) -> None:
     core = john.vrf("core")
-    alerts(platform)  # whatever the seed queued
+    platform.notifications(ALERT_TEMPLATE)  # whatever the seed queued
     leaf = john.prefix(core, "10.9.0.0/29", alert_threshold=50)  # 6 usable; alert at 3
     preview = john.call("GET", f"/prefixes/{leaf}/available-ips?limit=3")
     assert [a["id"] for a in preview.json["data"]] == ["10.9.0.1", "10.9.0.2", "10.9.0.3"]
@@ -225,17 +213,17 @@ def test_allocation_usable_rules_utilisation_alert_and_release(
     view = john.get_prefix(leaf)
     assert (view["allocated"], view["usable"], view["free"]) == (2, 6, 4)
     assert view["utilisation"] == 33.33 and not view["above_threshold"]
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT_TEMPLATE) == []
 
     assert john.allocated(leaf, 2) == ["10.9.0.3", "10.9.0.4"]  # 2 -> 4 of 6: crosses 50 %
-    sent = alerts(platform)
+    sent = platform.notifications(ALERT_TEMPLATE)
     assert len(sent) == 1
     assert sent[0]["tenant_id"] == ABC and sent[0]["channel"] == "email"
     assert sent[0]["data"]["prefix_id"] == leaf
     assert (sent[0]["data"]["allocated"], sent[0]["data"]["threshold"]) == (4, 50)
     assert john.get_prefix(leaf)["last_alert_at"] is not None
     assert john.allocated(leaf, 1) == ["10.9.0.5"]
-    assert alerts(platform) == []  # already above: no second alert
+    assert platform.notifications(ALERT_TEMPLATE) == []  # already above: no second alert
 
     too_many = john.allocate(leaf, 2)
     assert (too_many.status, too_many.error_code) == (409, "PREFIX_EXHAUSTED")
@@ -268,7 +256,7 @@ def test_allocation_usable_rules_utilisation_alert_and_release(
         assert released.status == 200 and released.attributes["status"] == "RELEASED"
     assert john.get_prefix(leaf)["allocated"] == 2
     assert john.allocated(leaf, 1) == ["10.9.0.1"]  # 2 -> 3: crosses again
-    assert len(alerts(platform)) == 1
+    assert len(platform.notifications(ALERT_TEMPLATE)) == 1
 
     # /31 and /32 use every address; a pool uses network and broadcast too.
     p2p = john.prefix(core, "10.9.1.0/31")
@@ -300,7 +288,7 @@ def test_fifty_parallel_allocations_in_a_26_are_distinct_and_never_overshoot(
     platform: Platform, john: Ipam
 ) -> None:
     core = john.vrf("core")
-    alerts(platform)
+    platform.notifications(ALERT_TEMPLATE)
     leaf = john.prefix(core, "100.64.0.0/26")  # 62 usable; the 80 % alert at 50
     usable = {str(a) for a in ipaddress.ip_network("100.64.0.0/26").hosts()}
 
@@ -319,7 +307,7 @@ def test_fifty_parallel_allocations_in_a_26_are_distinct_and_never_overshoot(
     got = [address for answer in first for address in addresses(answer)]
     assert len(got) == len(set(got)) == 50 and set(got) <= usable
     assert john.get_prefix(leaf)["allocated"] == 50
-    assert len(alerts(platform)) == 1  # 49 -> 50 crossed 80 % exactly once
+    assert len(platform.notifications(ALERT_TEMPLATE)) == 1  # 49 -> 50 crossed 80 % exactly once
 
     second = race(5, 10)  # 12 left: two fit, eight are refused
     statuses = Counter(a.status for a in second)
@@ -334,7 +322,7 @@ def test_fifty_parallel_allocations_in_a_26_are_distinct_and_never_overshoot(
     assert john.get_prefix(leaf)["allocated"] == 62
     stored = john.call("GET", f"/prefixes/{leaf}/ip-addresses?limit=100")
     assert sorted(addresses(stored)) == sorted(usable)
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT_TEMPLATE) == []
 
 
 def test_an_idempotency_key_replays_the_same_addresses(platform: Platform, john: Ipam) -> None:

@@ -88,20 +88,6 @@ def circuit(john: Isp, **overrides: Any) -> dict[str, Any]:
     return john.created("/circuits", body)
 
 
-def alerts(platform: Platform) -> list[dict[str, Any]]:
-    """The DOWN alerts waiting on the notifications queue (read and deleted)."""
-    sqs = platform.cloud.client("sqs")
-    url = platform.cloud.queue_url("notifications")
-    found = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for message in batch:
-            body = json.loads(message["Body"])
-            if body["template"] == ALERT:
-                found.append(body)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
-
-
 def depth(platform: Platform, logical: str) -> int:
     attributes = platform.cloud.client("sqs").get_queue_attributes(
         QueueUrl=platform.cloud.queue_url(logical),
@@ -537,7 +523,7 @@ def test_status_reports_apply_in_order_and_alert_once_per_down(
         t1.isoformat(),
         t1.isoformat(),
     )
-    (alert,) = alerts(platform)
+    (alert,) = platform.notifications(ALERT)
     assert alert["id"] == f"dev-{device_id}-down-{t1:%Y%m%dT%H%M%S%f}"
     assert (alert["tenant_id"], alert["recipient"]) == (ABC, "role:isp_manager")
     assert alert["data"]["name"] == DEVICE["name"]
@@ -550,7 +536,7 @@ def test_status_reports_apply_in_order_and_alert_once_per_down(
     assert worker.poll_once() == 1
     got = john.get(f"/devices/{device_id}")
     assert (got["status"], got["reported_at"], got["last_seen"]) == ("DOWN", t1.isoformat(), None)
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT) == []
     assert worker.failed == 0
 
     # Back UP; a heartbeat moves only the times; DOWN again is a new alert.
@@ -567,7 +553,8 @@ def test_status_reports_apply_in_order_and_alert_once_per_down(
     )
     enqueue(platform, event(device_id, "DOWN", t4))
     assert worker.poll_once() == 1
-    assert [a["id"] for a in alerts(platform)] == [f"dev-{device_id}-down-{t4:%Y%m%dT%H%M%S%f}"]
+    expected = f"dev-{device_id}-down-{t4:%Y%m%dT%H%M%S%f}"
+    assert [a["id"] for a in platform.notifications(ALERT)] == [expected]
     assert [d["id"] for d in john.call("GET", "/devices?status=DOWN").json["data"]] == [device_id]
     assert john.call("GET", "/devices?status=UP").json["data"] == []
 
@@ -600,10 +587,10 @@ def test_reports_in_maintenance_are_kept_without_alerts(
     assert handled == 2
     got = john.get(f"/devices/{device_id}")
     assert (got["status"], got["reported_status"]) == ("MAINTENANCE", "DOWN")
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT) == []
     ended = john.call("PATCH", f"/devices/{device_id}", {"maintenance": False})
     assert ended.attributes["status"] == "DOWN"  # what the device last reported
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT) == []
 
 
 def test_an_alert_that_could_not_be_queued_is_queued_on_redelivery(
@@ -631,15 +618,15 @@ def test_an_alert_that_could_not_be_queued_is_queued_on_redelivery(
     assert john.get(f"/devices/{device_id}")["status"] == "DOWN"  # the change stands
     stored = raw_item(platform, f"T#{ABC}#ISP_DEVICE#{device_id}")
     assert "alert_pending_at" in stored
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT) == []
 
     assert worker.poll_once() == 1  # the same message, delivered again
     assert worker.failed == 1 and worker.deleted == 1
-    assert len(alerts(platform)) == 1
+    assert len(platform.notifications(ALERT)) == 1
     assert "alert_pending_at" not in raw_item(platform, f"T#{ABC}#ISP_DEVICE#{device_id}")
     enqueue(platform, event(device_id, "DOWN", at))  # a later duplicate: nothing pending
     assert worker.poll_once() == 1
-    assert alerts(platform) == []
+    assert platform.notifications(ALERT) == []
     assert [a for a, *_ in history(john, device_id)] == ["report", "create"]
 
 
