@@ -1027,3 +1027,42 @@ def delete_circuit(call: Call, circuit_id: str) -> Reply:
 def list_service_circuits(call: Call, service_id: str) -> Reply:
     page = network.service_circuits(call.ctx, service_id, PageRequest.from_query(call.query))
     return _circuits(call, page)
+
+
+# --- service usage (accounting records) ----------------------------------------------------
+
+if TYPE_CHECKING:
+    from dotmac.isp import usage
+else:
+    usage = lazy_module("dotmac.isp.usage")
+
+
+def _usage(call: Call, page: Any) -> Reply:
+    items = [resource("usage_month", i.SK, usage.month_view(i)) for i in page.items]
+    return Reply(collection(items, call.request.path, page.next_cursor))
+
+
+@api.route(
+    f"{SERVICES}/{{service_id}}/usage",
+    ["POST"],
+    permission=SERVICES_WRITE,
+    summary="Count an accounting record (once per record_id)",
+)
+def record_usage(call: Call, service_id: str) -> Reply:
+    view = usage.record(call.ctx, service_id, call.body(usage.UsageRecord))
+    status = 201 if view["counted"] else 200
+    return Reply(
+        single(resource("usage_record", view["record_id"], view), call.request.path), status
+    )
+
+
+@api.route(f"{SERVICES}/{{service_id}}/usage", permission=SERVICES_READ, summary="Traffic by month")
+def service_usage(call: Call, service_id: str) -> Reply:
+    return _usage(call, usage.months(call.ctx, service_id, PageRequest.from_query(call.query)))
+
+
+@api.route(f"{PORTAL}/services/{{service_id}}/usage", permission=PORTAL_READ, summary="Own traffic")
+def portal_usage(call: Call, service_id: str) -> Reply:
+    mine = portal.customer_of(call.ctx)
+    page = PageRequest.from_query(call.query)
+    return _usage(call, usage.customer_months(call.ctx, mine, service_id, page))

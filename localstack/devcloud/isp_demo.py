@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from devcloud.seed import ABC_CORP, ABC_CORP_USERS, DEMO_PASSWORD
@@ -110,7 +111,19 @@ def ensure(gateway: Gateway) -> bool:
         if active:
             _activate(john, number, prefix)
         services[name] = f"{customer} {number}"
-    jane_customer, _ = services["Jane Doe"].split()
+    jane_customer, jane_service = services["Jane Doe"].split()
+    now = datetime.now(UTC)
+    for hour in range(3):  # what a RADIUS accounting collector would report
+        john.call(
+            "POST",
+            f"{ISP}/services/{jane_service}/usage",
+            {
+                "record_id": f"demo-session-1:{hour}",
+                "at": now.isoformat(),
+                "download_bytes": 1_500_000_000 + hour * 250_000_000,
+                "upload_bytes": 200_000_000,
+            },
+        )
     musa_customer, musa_service = services["Musa Ibrahim"].split()
     _, bakery_service = services["Lagos Bakery Ltd"].split()
 

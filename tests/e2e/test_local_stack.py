@@ -235,6 +235,8 @@ def test_the_isp_demo_serves_the_staff_tom_and_jane_their_views(
     number = services["data"][0]["id"]
     status, commands = get(staff, f"/services/{number}/network-commands")
     assert status == 200 and commands["data"], commands
+    (month,) = get(jane, f"/portal/services/{number}/usage")[1]["data"]
+    assert month["attributes"]["records"] == 3
     (invoice,) = get(jane, "/portal/invoices")[1]["data"]
     assert invoice["attributes"]["lines"][0]["description"].startswith(f"Fibre 100 {number}")
     status, customers = get(staff, "/customers")

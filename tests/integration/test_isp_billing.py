@@ -501,3 +501,62 @@ def test_a_postpaid_plan_change_bills_each_plan_for_its_days(john: Staff, clock:
     assert newest["total"] == "50.33"
     assert newest["lines"][0]["description"].startswith("Old ")
     assert newest["lines"][1]["description"].startswith("New ")
+
+
+# --- usage -----------------------------------------------------------------------------------
+
+
+def _usage(client: Isp, path: str) -> list[dict[str, Any]]:
+    answer = client.call("GET", path)
+    assert answer.status == 200, answer.json
+    return [u["attributes"] for u in answer.json["data"]]
+
+
+def test_usage_is_counted_once_per_record_and_shown_only_to_its_customer(
+    globex: Platform, john: Staff, clock: Clock
+) -> None:
+    platform = globex
+    mine, theirs = john.customer(**PREPAID), john.customer(**PREPAID, name="Other")
+    plan = john.plan()
+    number = active_service(john, clock, mine, plan, date(2026, 4, 10))
+    other = active_service(john, clock, theirs, plan, date(2026, 4, 10))
+    path = f"/services/{number}/usage"
+    record = {"at": "2026-04-30T23:00:00Z", "download_bytes": 7_000, "upload_bytes": 1_000}
+    for record_id, at in (("s1:1", "2026-04-30T23:00:00Z"), ("s1:2", "2026-05-01T01:00:00Z")):
+        answer = john.call("POST", path, {**record, "record_id": record_id, "at": at})
+        assert (answer.status, answer.attributes["counted"]) == (201, True), answer.json
+    again = john.call("POST", path, {**record, "record_id": "s1:1"})
+    assert (again.status, again.attributes["counted"]) == (200, False)
+    john.call("POST", f"/services/{other}/usage", {**record, "record_id": "o:1"})
+
+    expected = [
+        {"month": "2026-05", "download_bytes": 7_000, "upload_bytes": 1_000, "records": 1},
+        {"month": "2026-04", "download_bytes": 7_000, "upload_bytes": 1_000, "records": 1},
+    ]
+    assert _usage(john, path) == expected
+    before = items(platform, "ISP_USAGE")
+    for body, status in (
+        ({**record, "record_id": "x", "at": "2026-04-01T00:00:00Z"}, 400),  # before activation
+        ({**record, "record_id": "x", "at": "2030-01-01T00:00:00Z"}, 400),  # the future
+        ({**record, "record_id": "x", "download_bytes": -1}, 400),
+        ({**record, "record_id": "x", "at": "2026-04-30T23:00:00"}, 400),  # no time zone
+        ({**record, "record_id": "bad id"}, 400),
+    ):
+        assert john.call("POST", path, body).status == status, body
+    assert (
+        john.call(
+            "POST", "/services/INT-20260410-000000/usage", {**record, "record_id": "x"}
+        ).status
+        == 404
+    )
+    assert items(platform, "ISP_USAGE") == before
+
+    jane = link(platform, JANE, mine)
+    assert _usage(jane, f"/portal/services/{number}/usage") == expected
+    assert jane.call("GET", f"/portal/services/{other}/usage").status == 404
+    assert jane.call("GET", path).status == 403
+    globex_admin = Isp(platform, platform.token(GLOBEX_USER, GLOBEX, password=GLOBEX_PASSWORD))
+    assert globex_admin.call("POST", path, {**record, "record_id": "g"}).status == 404
+    assert _usage(globex_admin, path) == []
+    _, counted = counting(jane, isp_data)("GET", f"/portal/services/{number}/usage")
+    assert counted == Counter({"dynamodb:Query": 1})
