@@ -92,7 +92,13 @@ def test_installation_from_creation_to_completion(
     technician(sarah, ann_id, IKEJA, rating=5.0)  # better rated, ~9 km further away
     number = installation(platform)
 
-    made = order(sarah, type="installation", service_number=number, ticket_id="TCK-1")
+    ticket = sarah.created(
+        "/tickets", {"subject": "Install fibre", "description": "New subscriber", "priority": "low"}
+    )["id"]
+    unknown = {"type": "installation", "location": NEAR, "service_number": number}
+    refused = sarah.call("POST", "/work-orders", {**unknown, "ticket_id": "TCK-2026-999999"})
+    assert (refused.status, refused.json["error"]["details"][0]["field"]) == (400, "ticket_id")
+    made = order(sarah, type="installation", service_number=number, ticket_id=ticket)
     work = made["id"]
     assert made["status"] == "NEW" and made["technician_id"] is None
     assert made["required_skills"] == ["fiber_splicing", "router_config"]
@@ -205,6 +211,22 @@ def put_photo(platform: Platform, upload: dict[str, Any]) -> None:
 
 
 # --- assignment rules -------------------------------------------------------------------------
+
+
+def test_a_repair_from_a_customers_ticket_takes_its_customer(sarah: Isp) -> None:
+    customer = sarah.customer()
+    ticket = sarah.created(
+        "/tickets",
+        {"customer_id": customer, "subject": "No signal", "description": "LOS", "priority": "high"},
+    )["id"]
+    assert order(sarah, ticket_id=ticket)["customer_id"] == customer
+    other = sarah.customer(name="Someone else")
+    wrong = sarah.call(
+        "POST",
+        "/work-orders",
+        {"type": "repair", "location": NEAR, "ticket_id": ticket, "customer_id": other},
+    )
+    assert (wrong.status, wrong.json["error"]["details"][0]["field"]) == (400, "customer_id")
 
 
 def test_only_available_and_skilled_technicians_are_assigned(

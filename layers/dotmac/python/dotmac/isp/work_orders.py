@@ -659,10 +659,21 @@ def update_technician(ctx: TenantContext, user_id: str, body: TechnicianUpdate) 
 
 
 def _source(ctx: TenantContext, body: WorkOrderCreate) -> str | None:
-    """Check the source references; the customer (named, or the installed service's)."""
+    """Check the source references; the customer (named, or the installed service's, or
+    the ticket's)."""
     from dotmac.isp.customers import CustomerRepository
     from dotmac.isp.services import ServiceRepository
+    from dotmac.isp.tickets import TicketRepository
 
+    if body.ticket_id is not None:
+        try:
+            ticket = TicketRepository(ctx).record(body.ticket_id)
+        except NotFoundError as exc:
+            raise _invalid("ticket_id", "no such ticket") from exc
+        if ticket.customer_id is not None:
+            if body.customer_id not in (None, ticket.customer_id):
+                raise _invalid("customer_id", "not the customer of the ticket")
+            body = body.model_copy(update={"customer_id": ticket.customer_id})
     if body.type == "installation" and body.service_number is None:
         raise _invalid("service_number", "an installation names the service it installs")
     if body.service_number is not None:
