@@ -11,6 +11,8 @@ Rules (business-rules.md, ISP "Work orders"):
   Anything else is 409 INVALID_STATE. The creation and every action is an item recording
   from, to, who (`ctx.user_id`), why and when; check-in/out carry the location, an
   assignment the score breakdown, in `details`.
+- An order comes from an installation (its `service_number`, required for the type) or a
+  ticket (`ticket_id`, which must exist; a ticket's customer becomes the order's).
 - Only an available technician holding every required skill can be assigned (409
   TECHNICIAN_NOT_ELIGIBLE when named, 409 NO_TECHNICIAN_AVAILABLE when none can be chosen).
   Without a named technician the best score wins (`score`, all parts 0-100): distance 30%
