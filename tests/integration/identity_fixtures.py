@@ -221,14 +221,21 @@ class Platform:
         users: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
     ) -> None:
         """Create an ACTIVE tenant and users with known passwords: (email, password, roles)."""
-        from dotmac.core.tenancy import TenantContext
-        from dotmac.identity import service
-        from dotmac.identity.schemas import UserCreate
         from dotmac.management import repository
 
         repository.create_tenant(
             tenant_id, tenant_id.title(), "starter", set(apps), mfa_required=mfa_required
         )
+        self.add_users(tenant_id, users)
+
+    def add_users(
+        self, tenant_id: str, users: tuple[tuple[str, str, tuple[str, ...]], ...]
+    ) -> None:
+        """Create users with known passwords in an existing tenant: (email, password, roles)."""
+        from dotmac.core.tenancy import TenantContext
+        from dotmac.identity import service
+        from dotmac.identity.schemas import UserCreate
+
         ctx = TenantContext(
             tenant_id,
             "test-setup",

@@ -53,13 +53,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """What a route declares: where it lives and which permission it needs."""
+    """What a route declares: where it lives, which permission it needs and whether a
+    SUSPENDED tenant's users still reach it."""
 
     app: str
     path: str
     method: str
     permission: str
     summary: str
+    while_suspended: bool
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -332,7 +334,14 @@ class Api:
             )(wrapped)
             for method in method_list:
                 self.specs.append(
-                    RouteSpec(self.name, full_path, method, permission or PUBLIC, summary)
+                    RouteSpec(
+                        self.name,
+                        full_path,
+                        method,
+                        permission or PUBLIC,
+                        summary,
+                        while_suspended,
+                    )
                 )
             return view
 
