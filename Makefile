@@ -11,7 +11,7 @@ ARTIFACT_PREFIX ?= dotmac/$(STAGE)
 CODE := layers functions infra localstack/devcloud cli
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-integration test-e2e lint fmt bench clean \
+.PHONY: setup run test test-unit test-integration test-e2e lint fmt bench load fuzz clean \
         localstack-up localstack-down render deploy
 
 setup: $(STAMP) ## create .venv and install the locked dependencies
@@ -48,8 +48,14 @@ fmt: setup ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup ## print the benchmark ratios (cold start per function, ...)
+bench: setup ## one table of ratios vs DESIGN §10 bars (BILLING_BENCH_SIZES=100,1000,10000 for the big run)
 	$(BIN)/python bench/run.py
+
+load: setup ## 60 s locust load on the local platform: p50/p95/p99, req/s, errors (LOAD_SECONDS, LOAD_USERS)
+	$(BIN)/python bench/load.py
+
+fuzz: setup ## schemathesis on every app's OpenAPI document, local platform (FUZZ_EXAMPLES=100 per operation)
+	$(BIN)/python tests/fuzz/run.py
 
 render: setup ## write the CloudFormation template to build/template.json
 	@mkdir -p build && $(BIN)/python -m infra render -o build/template.json

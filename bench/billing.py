@@ -12,7 +12,7 @@ queue is drained through the devcloud `QueuePoller` as the integration tests and
 drive it (receive 10, invoke the real `invoice-worker` handler through moto's Lambda API,
 delete what succeeded) until every job was handled; the run record must then show
 done == total and nothing failed. The worker's log lines and EMF metrics are written to
-/dev/null (still produced; BILLING_BENCH_VERBOSE=1 shows them). Before the timer: one
+/dev/null (still produced; BENCH_VERBOSE=1 shows them). Before the timer: one
 warm-up (the shared clients, the handler's lazy imports, fpdf's first render), as a warm
 container has them.
 
@@ -29,8 +29,9 @@ The emulator is `stack.linear_emulator()`: moto with its table- and queue-sized 
 Query / SendMessage / ReceiveMessage removed (BILLING_BENCH_STOCK_MOTO=1 runs stock moto,
 which is quadratic: hours at 10,000).
 
-Sizes: BILLING_BENCH_SIZES=100,1000 (default 100,1000,10000), for `make bench` too; or
-`.venv/bin/python bench/billing.py 100,1000` for this bench alone.
+Sizes: 100 and 1,000 tenants by default; BILLING_BENCH_SIZES=100,1000,10000 adds the 10,000
+run (~7 min more), for `make bench` too; or `.venv/bin/python bench/billing.py 100,1000,10000`
+for this bench alone.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-SIZES = (100, 1_000, 10_000)
+SIZES = (100, 1_000)
 GOAL_RATIO = 2.0
 BATCH = 25  # BatchWriteItem's limit
 BASELINE_STAGE = "benchbase"
@@ -181,10 +182,9 @@ def _table_state(table: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Every item of `table` by (PK, SK), as raw attribute values, read from the emulator's
     memory (a Scan through the API costs ~1 ms an item in moto's serialiser: minutes at
     10,000 tenants, for a snapshot that is no part of either measurement)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
+    from stack import emulated_table
 
-    found = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(table)
+    found = emulated_table(table)
     return {
         (item.hash_key.value, item.range_key.value): item.to_json()["Attributes"]
         for items in found.items.values()
@@ -219,54 +219,6 @@ def _timed_rendering() -> Iterator[list[float]]:
 
     with patched(documents, render_pdf=timed) as original:
         yield samples
-
-
-@contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Send fd 1 to /dev/null while inside: the worker's JSON log lines and EMF metrics are
-    still produced and written (their cost counts), just not onto the bench's table."""
-    if os.environ.get("BILLING_BENCH_VERBOSE"):
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
-
-
-@contextmanager
-def _timed_aws_calls() -> Iterator[dict[str, list[float]]]:
-    """Count and time every AWS call made while inside: `service:Operation` -> [calls,
-    seconds]; a call made while another is in progress (the worker's calls, inside the
-    poller's `lambda:Invoke`) is filed as `... (in worker)`."""
-    from botocore.client import BaseClient
-    from stack import patched
-
-    found: dict[str, list[float]] = {}
-    depth = [0]
-
-    def timed(self: Any, operation: str, params: Any) -> Any:
-        depth[0] += 1
-        start = time.perf_counter()
-        try:
-            return original["_make_api_call"](self, operation, params)
-        finally:
-            elapsed = time.perf_counter() - start
-            depth[0] -= 1
-            name = f"{self.meta.service_model.service_name}:{operation}"
-            entry = found.setdefault(name + (" (in worker)" if depth[0] else ""), [0, 0.0])
-            entry[0] += 1
-            entry[1] += elapsed
-
-    with patched(BaseClient, _make_api_call=timed) as original:
-        yield found
 
 
 def _warm_up() -> None:
@@ -305,7 +257,7 @@ def _warm_up() -> None:
     )
 
 
-def _poller() -> Any:
+def invoice_poller() -> Any:
     """The devcloud poller of the `invoice-worker` event source mapping (SQS -> Lambda)."""
     import boto3
     from stack import STAGE
@@ -349,7 +301,7 @@ def _baseline(
     """Seconds to write `items` (BatchWriteItem) and `objects` (PutObject) to a fresh table
     and bucket, and the AWS calls that took."""
     import boto3
-    from stack import counted_aws_calls
+    from stack import aws_calls
 
     from dotmac.core import aws
     from infra.bootstrap import create_table
@@ -361,12 +313,12 @@ def _baseline(
     bucket = physical(stage, "objects")
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=bucket)
-    with _settled(), counted_aws_calls() as calls:
+    with aws_calls() as calls, _settled():
         start = time.perf_counter()
         _batch_write(table, items)
         for key, (body, content_type) in objects.items():
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
-        return time.perf_counter() - start, calls
+        return time.perf_counter() - start, calls.counts()
 
 
 @contextmanager
@@ -385,12 +337,18 @@ def _settled() -> Iterator[None]:
 
 
 def _breakdown(
-    calls: dict[str, list[float]], renders: list[float], run_seconds: float, count: int
+    made: list[Any], renders: list[float], run_seconds: float, count: int
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Where the run's time went, per tenant: inside the worker (its AWS calls, PDF
     rendering, the rest: Lambda dispatch, Powertools, our code's CPU) and around it
-    (start_run's calls, the poller's SQS calls, the bench's loop)."""
+    (start_run's calls, the poller's SQS calls, the bench's loop). A call made inside
+    another (the worker's, inside the poller's `lambda:Invoke`) is the worker's."""
     tag = " (in worker)"
+    calls: dict[str, list[float]] = {}
+    for call in made:
+        entry = calls.setdefault(call.name + (tag if call.nested else ""), [0, 0.0])
+        entry[0] += 1
+        entry[1] += call.seconds
 
     def part(n: float, seconds: float) -> dict[str, float]:
         return {"calls": n / count, "ms": seconds / count * 1000}
@@ -412,7 +370,7 @@ def _breakdown(
 
 
 def _measure(count: int, period: str) -> dict[str, Any]:
-    from stack import linear_emulator, seeded_stack
+    from stack import aws_calls, linear_emulator, quiet_stdout, seeded_stack
 
     from dotmac.billing.invoicing import period_bounds
     from dotmac.core.settings import get_settings
@@ -425,10 +383,10 @@ def _measure(count: int, period: str) -> dict[str, Any]:
         before = _table_state(settings.table)
         objects_before = set(_bucket_state(settings.bucket))
         _warm_up()
-        worker = _poller()
+        worker = invoice_poller()
         with (
-            _quiet_stdout(),
-            _timed_aws_calls() as calls,
+            quiet_stdout(),
+            aws_calls() as calls,
             _timed_rendering() as renders,
             _settled(),
         ):
@@ -449,7 +407,7 @@ def _measure(count: int, period: str) -> dict[str, Any]:
         baseline_seconds = statistics.median(seconds for seconds, _ in baselines)
         baseline_calls = baselines[0][1]
     render_seconds = sum(renders)
-    parts = _breakdown(calls, renders, run_seconds, count)
+    parts = _breakdown(calls.calls, renders, run_seconds, count)
     return {
         "tenants": count,
         "setup_s": setup,

@@ -42,16 +42,16 @@ def _provision_one(name: str) -> float:
 
 
 def run() -> dict[str, Any]:
-    from stack import counted_aws_calls, seeded_stack
+    from stack import aws_calls, seeded_stack
 
     rows: list[dict[str, Any]] = []
-    with seeded_stack(), counted_aws_calls() as calls:
+    with seeded_stack(), aws_calls() as calls:
         for size in SIZES:
             calls.clear()
             times = [_provision_one(f"bench-{size}-{i:03d}") for i in range(size)]
             ours = {
                 k: round(v / size, 1)
-                for k, v in calls.items()
+                for k, v in calls.counts().items()
                 if not k.startswith("stepfunctions:DescribeExecution")
             }
             rows.append(
@@ -72,17 +72,3 @@ def run() -> dict[str, Any]:
         "rows": rows,
         "flatness": largest["last10_mean_s"] / largest["first10_mean_s"],
     }
-
-
-def report(result: dict[str, Any]) -> None:
-    print(f"\nProvisioning (real workflow, in-process moto; goal < {result['goal_s']} s/tenant)")
-    print(f"{'tenants':>8} {'mean s':>8} {'p50 s':>8} {'max s':>8} {'total s':>9}")
-    for row in result["rows"]:
-        print(
-            f"{row['tenants']:8d} {row['mean_s']:8.3f} {row['p50_s']:8.3f} "
-            f"{row['max_s']:8.3f} {row['total_s']:9.1f}"
-        )
-    print(
-        f"  flatness (N=100, last 10 / first 10): {result['flatness']:.2f}x (1.00 = flat);"
-        f" AWS calls per tenant: {result['rows'][-1]['aws_calls_per_tenant']}"
-    )

@@ -1,20 +1,26 @@
-"""`make bench`: print ratios measured in this run and save them under bench/results/.
+"""`make bench`: run every bench, then print one table of what was measured in this run,
+each row with its DESIGN §10 bar and verdict, and save that table (plus each bench's
+details) as bench/results/<UTC timestamp>.json and bench/results/latest.json.
 
-Cold start: for each function, the import time of its `app.py` in a fresh interpreter,
-as a ratio to `python -c "import boto3"` measured the same way, in the same run
-(DESIGN §10 bar: <= 1.5x). Each figure is the median of several fresh interpreters.
-First request: the same fresh interpreter also serves one request (health/live for HTTP
-apps) so the cost that lazy imports move out of the import is visible too.
+Sections: cold start per function (`cold_start.py`), warm overhead of representative
+endpoints and DynamoDB calls per GET route (`api.py`, the authorizer's own calls from
+`identity.py`), the provisioning latency curve (`provisioning.py`) and the billing throughput
+curve (`billing.py`). Default sizes keep the whole run near 5 minutes on two cores;
+BILLING_BENCH_SIZES=100,1000,10000 adds the 10,000-tenant billing run (~7 min more) and
+BENCH_N=<rounds> changes the warm-overhead rounds (default 300).
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-import subprocess
+import os
+import platform
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [
@@ -24,107 +30,235 @@ sys.path[:0] = [
     str(REPO / "localstack"),
 ]
 
-from infra.resources import FUNCTIONS_DIR, STACK  # noqa: E402
-
-RUNS = 7
-BAR = 1.5
-
-_IMPORT = """
-import importlib.util, sys, time
-start = time.perf_counter()
-spec = importlib.util.spec_from_file_location("app_under_test", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-imported = time.perf_counter() - start
-first = 0.0
-if {http}:
-    from chalice.test import Client
-    start = time.perf_counter()
-    with Client(module.app) as client:
-        assert client.http.get("/api/v1/{app}/health/live").status_code == 200
-    first = time.perf_counter() - start
-print(imported, first)
-"""
-
-_BASELINE = "import time; s = time.perf_counter(); import boto3; print(time.perf_counter() - s, 0)"
+Section = dict[str, Any]  # title, bar, columns [[key, header, format]], rows
 
 
-def _fresh(code: str) -> tuple[float, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout.split()
-    return float(out[0]), float(out[1])
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "OVER"
 
 
-def _median(code: str) -> tuple[float, float]:
-    samples = [_fresh(code) for _ in range(RUNS)]
-    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+def cold_start_section(result: dict[str, Any]) -> Section:
+    bar = result["bar"]
+    return {
+        "title": (
+            f"Cold start: app.py imported in a fresh interpreter vs `import boto3`"
+            f" ({result['boto3_import_ms']:.0f} ms), median of {result['runs']}"
+        ),
+        "bar": f"<= {bar}x",
+        "columns": [
+            ["function", "function", ""],
+            ["import_ms", "import ms", ".1f"],
+            ["first_request_ms", "1st request ms", ".1f"],
+            ["ratio", "ratio", ".2f"],
+            ["verdict", "", ""],
+        ],
+        "rows": [{**r, "verdict": _verdict(r["ratio"] <= bar)} for r in result["rows"]],
+    }
 
 
-def cold_start() -> list[dict[str, object]]:
-    baseline, _ = _median(_BASELINE)
-    rows: list[dict[str, object]] = [
-        {"function": "import boto3 (baseline)", "import_ms": baseline * 1000, "ratio": 1.0}
-    ]
-    for app in sorted({f.app for f in STACK.functions}):
-        code = _IMPORT.format(
-            path=str(FUNCTIONS_DIR / app / "app.py"), app=app, http=app in STACK.http_apps
-        )
-        imported, first = _median(code)
+def api_sections(api: dict[str, Any], identity: dict[str, Any] | None = None) -> list[Section]:
+    overhead = {
+        "title": (
+            "Warm overhead: the request through the gateway (authorizer, tenancy, limits,"
+            " validation, envelope) vs the bare calls it makes, replayed;"
+            f" median of {api['overhead'][0]['n']}"
+        ),
+        "bar": f"<= {api['overhead'][0]['bar']}x the bare calls",
+        "columns": [
+            ["route", "endpoint", ""],
+            ["calls", "its calls", ""],
+            ["full_ms", "full ms", ".2f"],
+            ["bare_ms", "bare ms", ".2f"],
+            ["ratio", "ratio", ".2f"],
+            ["dynamodb_ms", "DynamoDB only ms", ".2f"],
+            ["ratio_vs_dynamodb", "ratio to it", ".2f"],
+            ["verdict", "", ""],
+        ],
+        "rows": [
+            {
+                **r,
+                "calls": ", ".join(f"{k} x{v}" for k, v in r["calls"].items()),
+                "verdict": _verdict(r["ratio"] <= r["bar"]),
+            }
+            for r in api["overhead"]
+        ],
+    }
+    rows = []
+    if identity is not None:
         rows.append(
             {
-                "function": f"functions/{app}/app.py",
-                "import_ms": imported * 1000,
-                "ratio": imported / baseline,
-                "first_request_ms": first * 1000,
-                "meets_bar": imported / baseline <= BAR,
+                "route": "(authorizer, every request, warm)",
+                "calls": identity["aws_calls"],
+                "goal": 0,
+                "note": f"{identity['authorizer_us']:.0f} us per token verified",
+                "verdict": _verdict(identity["aws_calls"] == 0),
             }
         )
-    return rows
+    for r in api["rows"]:
+        if "calls" not in r:
+            rows.append({"route": r["route"], "note": r["status"], "verdict": "-"})
+            continue
+        other = ", ".join(f"{k} x{v}" for k, v in r["other"].items())
+        items = "" if "items" not in r else f"{r['items']}{'+' if r['more'] else ''} items"
+        rows.append(
+            {
+                "route": r["route"],
+                "calls": r["calls"],
+                "goal": api["goal_calls"],
+                "note": "; ".join(part for part in (items, other) if part),
+                "verdict": _verdict(r["calls"] <= api["goal_calls"]),
+            }
+        )
+    calls = {
+        "title": (
+            "DynamoDB calls per GET route (warm, counted with botocore event hooks; the"
+            " authorizer's and the API meters' calls apart)"
+        ),
+        "bar": f"{api['goal_calls']} per get or list page",
+        "columns": [
+            ["route", "route", ""],
+            ["calls", "calls", ""],
+            ["goal", "goal", ""],
+            ["note", "page, other services / why not measured", ""],
+            ["verdict", "", ""],
+        ],
+        "rows": rows,
+    }
+    return [overhead, calls]
+
+
+def provisioning_section(result: dict[str, Any]) -> Section:
+    goal, first = result["goal_s"], result["rows"][0]["mean_s"]
+    return {
+        "title": (
+            "Provisioning latency curve: request -> workflow SUCCEEDED, tenants one after"
+            f" another (N=100: last 10 / first 10 = {result['flatness']:.2f}x)"
+        ),
+        "bar": f"< {goal} s per tenant, flat",
+        "columns": [
+            ["tenants", "tenants", ""],
+            ["mean_s", "mean s", ".3f"],
+            ["p50_s", "p50 s", ".3f"],
+            ["max_s", "max s", ".3f"],
+            ["total_s", "total s", ".1f"],
+            ["vs_first", "mean vs N=1", ".2f"],
+            ["verdict", "", ""],
+        ],
+        "rows": [
+            {**r, "vs_first": r["mean_s"] / first, "verdict": _verdict(r["mean_s"] < goal)}
+            for r in result["rows"]
+        ],
+    }
+
+
+def billing_section(result: dict[str, Any]) -> Section:
+    goal = result["goal_ratio"]
+    return {
+        "title": (
+            f"Billing throughput curve: a run for {result['period']} (start_run + queue drained"
+            " by the real invoice-worker) vs minimal I/O (its items and objects written bare)"
+        ),
+        "bar": f"<= {goal}x minimal I/O, linear",
+        "columns": [
+            ["tenants", "tenants", ""],
+            ["run_s", "run s", ".2f"],
+            ["tenants_per_s", "tenants/s", ".1f"],
+            ["per_tenant_ms", "ms/tenant", ".2f"],
+            ["baseline_s", "minimal I/O s", ".2f"],
+            ["ratio", "ratio", ".2f"],
+            ["ratio_without_render", "ratio w/o PDF", ".2f"],
+            ["linearity", "ms/tenant vs first", ".2f"],
+            ["verdict", "", ""],
+        ],
+        "rows": [
+            {
+                **r,
+                "tenants_per_s": r["tenants"] / r["run_s"],
+                "verdict": _verdict(r["ratio"] <= goal),
+            }
+            for r in result["rows"]
+        ],
+    }
+
+
+def print_sections(sections: list[Section]) -> None:
+    """Print the sections as one table: per section a title, its bar, a header and rows."""
+    for section in sections:
+        columns = section["columns"]
+        cells = [
+            ["" if row.get(key) is None else format(row[key], fmt) for key, _, fmt in columns]
+            for row in section["rows"]
+        ]
+        headers = [header for _, header, _ in columns]
+        widths = [max(len(c) for c in column) for column in zip(headers, *cells, strict=False)]
+        numeric = [
+            any(isinstance(row.get(key), int | float) for row in section["rows"])
+            for key, _, _ in columns
+        ]
+
+        def line(values: list[str], widths: list[int] = widths, right: list[bool] = numeric) -> str:
+            return "  ".join(
+                v.rjust(w) if r else v.ljust(w)
+                for v, w, r in zip(values, widths, right, strict=True)
+            ).rstrip()
+
+        print(f"\n== {section['title']}\n   bar: {section['bar']}")
+        print(line(headers))
+        for row in cells:
+            print(line(row))
+
+
+def _timed(name: str, fn: Callable[[], Any]) -> Any:
+    """`fn()`, its functions' log lines kept off the table (see `stack.quiet_stdout`)."""
+    from stack import quiet_stdout
+
+    print(f"bench: {name} ...", flush=True)
+    started = time.perf_counter()
+    with quiet_stdout():
+        result = fn()
+    print(f"bench: {name} done in {time.perf_counter() - started:.0f}s", flush=True)
+    return result
 
 
 def main() -> int:
+    import api
     import billing
+    import cold_start
     import identity
-    import isp
     import provisioning
 
     started = time.perf_counter()
-    rows = cold_start()
-    print(
-        f"\nCold start: app.py import in a fresh interpreter vs `import boto3` "
-        f"(median of {RUNS}; bar <= {BAR}x)"
-    )
-    print(f"{'function':32} {'import ms':>10} {'ratio':>7} {'1st request ms':>15}")
-    for row in rows:
-        first = row.get("first_request_ms")
-        print(
-            f"{row['function']:32} {row['import_ms']:10.1f} {row['ratio']:6.2f}x "
-            f"{'' if first is None else format(first, '15.1f')}"
-        )
-    worst = max(float(r["ratio"]) for r in rows[1:])  # type: ignore[arg-type]
-    print(f"worst ratio {worst:.2f}x -> {'OK' if worst <= BAR else 'OVER THE BAR'}")
-    identity_result = identity.run()
-    identity.report(identity_result)
-    isp_result = isp.run()
-    isp.report(isp_result)
-    provisioning_result = provisioning.run()
-    provisioning.report(provisioning_result)
-    billing_result = billing.run()
-    billing.report(billing_result)
-    out = REPO / "bench" / "results" / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results = {
-        "measured_at": time.time(),
-        "python": sys.version.split()[0],
-        "cold_start": {"bar": BAR, "rows": rows},
-        "identity": identity_result,
-        "isp": isp_result,
-        "provisioning": provisioning_result,
-        "billing": billing_result,
+    rounds = int(os.environ.get("BENCH_N", api.N))
+    details = {
+        "cold_start": _timed("cold start", cold_start.run),
+        "identity": _timed("authorizer", identity.run),
+        "api": _timed("API calls and warm overhead", lambda: api.run(rounds)),
+        "provisioning": _timed("provisioning", provisioning.run),
+        "billing": _timed("billing", billing.run),
     }
-    out.write_text(json.dumps(results, indent=2))
-    print(f"saved {out.relative_to(REPO)} ({time.perf_counter() - started:.0f}s)")
+    sections = [
+        cold_start_section(details["cold_start"]),
+        *api_sections(details["api"], details["identity"]),
+        provisioning_section(details["provisioning"]),
+        billing_section(details["billing"]),
+    ]
+    print_sections(sections)
+    now = datetime.now(UTC)
+    results = {
+        "measured_at": now.isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "seconds": round(time.perf_counter() - started),
+        "table": sections,
+        "details": details,
+    }
+    folder = REPO / "bench" / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2)
+    name = f"{now:%Y%m%dT%H%M%SZ}.json"
+    for file in (name, "latest.json"):
+        (folder / file).write_text(text)
+    print(f"\nsaved bench/results/{name} and latest.json ({results['seconds']}s)")
     return 0
 
 

@@ -41,7 +41,13 @@ def refresh(call: Call) -> Reply:
     return _session(call, service.refresh(body.refresh_token, request_id=call.request_id))
 
 
-@api.route("/.well-known/jwks.json", public=True, absolute=True, summary="Token signing keys")
+@api.route(
+    "/.well-known/jwks.json",
+    public=True,
+    absolute=True,
+    enveloped=False,
+    summary="Token signing keys",
+)
 def jwks(call: Call) -> Reply:
     return Reply(keys.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 

@@ -33,6 +33,8 @@ class LocalConfig:
     external_endpoint: str | None = None  # e.g. LocalStack at http://localhost:4566
     access_log: bool = True
     seed: bool = True
+    # Requests per user per minute instead of DESIGN §5's 100: for load tests only.
+    api_limit_per_user: int | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LocalConfig:
@@ -46,6 +48,9 @@ class LocalConfig:
             external_endpoint=env.get("DOTMAC_EXTERNAL_ENDPOINT") or None,
             access_log=env.get("DOTMAC_ACCESS_LOG", "true").lower() == "true",
             seed=env.get("DOTMAC_SEED", "true").lower() == "true",
+            api_limit_per_user=int(env["DOTMAC_API_LIMIT_PER_USER"])
+            if env.get("DOTMAC_API_LIMIT_PER_USER")
+            else None,
         )
 
     @property
@@ -86,6 +91,12 @@ class LocalCloud:
         session = boto3.session.Session(region_name=self.config.region)
         self.created = bootstrap(session, stage=self.config.stage, stack=self.stack)
         self._register_functions()
+        if self.config.api_limit_per_user is not None:
+            from dotmac.core import ratelimit
+
+            ratelimit.API_PER_USER = ratelimit.Limit(
+                ratelimit.API_PER_USER.name, self.config.api_limit_per_user, 60
+            )
         if self.config.seed:
             seed.run()
         apps = {name: registry.chalice_app(name) for name in self.stack.http_apps}

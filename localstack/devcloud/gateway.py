@@ -145,6 +145,9 @@ class Gateway:
 class _Handler(BaseHTTPRequestHandler):
     server: GatewayServer
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle on, a keep-alive client's delayed ACK
+    # holds the body back ~40 ms on every response.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         server = self.server
@@ -198,7 +201,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib serves method X with `do_X`: every method is the gateway's to answer (an
+        # unknown one, such as TRACE, gets its 405 envelope instead of the stdlib's 501 page).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the stdlib's per-request stderr lines (the gateway logs its own)."""
@@ -209,6 +217,9 @@ class GatewayServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog (5) overflows when many clients connect at once, and a
+    # dropped SYN is retried only after 1 s.
+    request_queue_size = 128
 
     def __init__(self, host: str, port: int, gateway: Gateway, *, access_log: bool = False):
         super().__init__((host, port), _Handler)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -245,3 +248,29 @@ def test_the_isp_demo_serves_the_staff_tom_and_jane_their_views(
         status, found = get(staff, f"/services?customer={other}")
         for service in found["data"]:
             assert get(jane, f"/portal/services/{service['id']}")[0] == 404
+
+
+def test_the_gateway_serves_requests_concurrently_each_as_its_own_caller(
+    local_stack: LocalStack,
+) -> None:
+    """A request still sending its body holds one handler thread; meanwhile twelve requests
+    of three users, made at once, are all answered, each as its own caller."""
+    emails = ["john.smith@abc-corp.example", "tom@abc-corp.example", "jane@abc-corp.example"]
+    tokens = {email: _login(local_stack, email) for email in emails}
+
+    def me(email: str) -> tuple[int, str]:
+        bearer = {"Authorization": f"Bearer {tokens[email]}"}
+        answer = local_stack.request("GET", "/api/v1/auth/me", headers=bearer)
+        return answer.status, answer.json()["data"]["attributes"]["user"]["email"]
+
+    api = urlsplit(local_stack.api)
+    with socket.create_connection((api.hostname, api.port), timeout=30) as slow:
+        slow.sendall(
+            b"POST /api/v1/isp/tickets HTTP/1.1\r\nHost: local\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{"
+        )
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(me, emails * 4))
+        assert answers == [(200, email) for email in emails * 4]
+        slow.sendall(b"}")  # the held request completes: no token, so the authorizer's 401
+        assert slow.recv(64).startswith(b"HTTP/1.1 401")

@@ -166,8 +166,9 @@ def test_billing_routes_are_for_operators_and_invoices_stay_in_their_tenant(
     john = platform.token(JOHN)
     refused = platform.call("POST", RUNS, john, body={"period": next_period()})
     assert refused.status == 403
-    bad = platform.call("POST", RUNS, operator_token(platform), body={"period": "2026-13"})
-    assert bad.status == 400
+    for period in ("2026-13", "0000-01", "9999-12"):  # the last two: no such month in `date`
+        bad = platform.call("POST", RUNS, operator_token(platform), body={"period": period})
+        assert (bad.status, bad.json["error"]["code"]) == (400, "VALIDATION_ERROR"), period
     assert platform.call("GET", f"{RUNS}/nope", operator_token(platform)).status == 404
     assert platform.call("GET", "/api/v1/tenant/invoices/INV-2026-000001", john).status == 404
     pdf = platform.call("GET", "/api/v1/tenant/invoices/INV-2026-000001/pdf", john)

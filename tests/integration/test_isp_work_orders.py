@@ -422,6 +422,16 @@ def test_bad_input_is_a_400_and_writes_nothing(platform: Platform, sarah: Isp, t
     assert sarah.get(f"/work-orders/{work}")["status"] == "ASSIGNED"
 
 
+def test_numbers_too_fine_for_dynamodb_are_kept_to_seven_decimals(
+    platform: Platform, sarah: Isp
+) -> None:
+    """-1e-308 is a valid latitude but no DynamoDB number (found by API fuzzing: a 500)."""
+    tiny = {"lat": -1e-308, "lon": 3.123456789}
+    made = technician(sarah, platform.user_id(TOM), tiny, rating=4.000000001)
+    assert (made["home"], made["rating"]) == ({"lat": 0.0, "lon": 3.1234568}, 4.0)
+    assert order(sarah, location=tiny)["location"] == {"lat": 0.0, "lon": 3.1234568}
+
+
 def test_reads_make_one_dynamodb_call(platform: Platform, sarah: Isp, tom: Isp) -> None:
     """DESIGN §10: a get (with its history) or a list page is one DynamoDB call, for a
     manager and for the technician (whose scope costs nothing extra)."""

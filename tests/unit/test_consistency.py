@@ -22,3 +22,22 @@ def test_model_indexes_match_the_table_definition() -> None:
     declared = {(table.pk, table.sk)} | {(i.pk, i.sk) for i in table.indexes}
     assert set(INDEX_KEYS.values()) == declared
     assert TableItem.expires_at.attr_name == table.ttl_attribute
+
+
+def test_every_apps_openapi_document_is_valid_and_knows_each_views_body() -> None:
+    import schemathesis
+    from schemathesis.core.result import Ok
+
+    from dotmac.core.openapi import document
+
+    for name in STACK.http_apps:
+        api = registry.load_app_module(name).api
+        doc = document(api)
+        schema = schemathesis.openapi.from_dict(doc)
+        schema.validate()
+        operations = list(schema.get_all_operations())
+        assert all(isinstance(op, Ok) for op in operations), name
+        assert len(operations) == len(api.specs), name
+    isp = document(registry.load_app_module("isp").api)["paths"]
+    create = isp["/api/v1/isp/customers"]["post"]["requestBody"]["content"]["application/json"]
+    assert create["schema"] == {"$ref": "#/components/schemas/CustomerCreate"}

@@ -12,9 +12,10 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from chalice.test import Client
 from pydantic import BaseModel
+from pynamodb.exceptions import GetError, PutError, QueryError
 
 from dotmac.core import audit, health
-from dotmac.core.api import Api, Call, ConcurrentChalice, Reply
+from dotmac.core.api import IDEMPOTENCY_KEY, Api, Call, ConcurrentChalice, Reply
 from dotmac.core.errors import (
     AuthenticationError,
     ConflictError,
@@ -34,6 +35,7 @@ from dotmac.core.pagination import PageRequest, encode_cursor
 from tests.fakes import token_authorizer
 
 BASE = "/api/v1/isp"
+REFS = "#/components/schemas/"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 # Authorization header value -> the claims the (fake) authorizer puts in the context.
@@ -131,6 +133,12 @@ UNEXPECTED: dict[str, Exception] = {
     "client-error": ClientError(
         {"Error": {"Code": "ConditionalCheckFailedException", "Message": "hunter2"}}, "PutItem"
     ),
+    "pynamodb-error": PutError(
+        "hunter2",
+        ClientError(
+            {"Error": {"Code": "ConditionalCheckFailedException", "Message": "hunter2"}}, "PutItem"
+        ),
+    ),
 }
 
 UNAVAILABLE: dict[str, Exception] = {
@@ -140,6 +148,13 @@ UNAVAILABLE: dict[str, Exception] = {
         {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "Query"
     ),
     "throttling": ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "Query"),
+    # PynamoDB wraps botocore's errors; the cause decides.
+    "pynamodb-endpoint": GetError(
+        "x", EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
+    ),
+    "pynamodb-throttled": QueryError(
+        "x", ClientError({"Error": {"Code": "ThrottlingException", "Message": "x"}}, "Query")
+    ),
 }
 
 
@@ -521,6 +536,84 @@ class TestOpenApi:
         op_ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
         assert len(op_ids) == len(set(op_ids))
         assert "Error" in doc["components"]["schemas"]
+
+    def test_bodies_and_query_keys_are_read_from_the_views(self, client: Any) -> None:
+        doc = body_of(client.get(f"{BASE}/openapi.json"))
+        paths, schemas = doc["paths"], doc["components"]["schemas"]
+        create = paths[f"{BASE}/customers"]["post"]
+        body = create["requestBody"]
+        assert body["content"]["application/json"]["schema"] == {"$ref": f"{REFS}NewCustomer"}
+        assert schemas["NewCustomer"]["properties"]["address"] == {"$ref": f"{REFS}Address"}
+        assert {"Address", "Line"} <= set(schemas)
+        queries = [(p["name"], p["in"], p["required"]) for p in create["parameters"]]
+        assert queries == [("audit", "query", False)]
+        listing = paths[f"{BASE}/customers"]["get"]
+        assert "requestBody" not in listing
+        assert [(p["name"], p["schema"]) for p in listing["parameters"]] == [
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+            ("cursor", {"type": "string"}),
+        ]
+
+    def test_helpers_the_view_calls_count_and_an_idempotency_key_is_a_header(self) -> None:
+        from dotmac.core.openapi import document
+
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
+
+        @api.route("/orders", ["POST"], permission="isp:orders:write")
+        def create_order(call: Call) -> Reply:
+            return _order_from(call)
+
+        operation = document(api)["paths"][f"{BASE}/orders"]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"{REFS}Line"}
+        (key,) = operation["parameters"]
+        assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", True)
+        assert key["schema"]["pattern"] == IDEMPOTENCY_KEY.pattern
+
+    def test_success_is_the_envelope_errors_the_error_envelope(self, client: Any) -> None:
+        doc = body_of(client.get(f"{BASE}/openapi.json"))
+        paths, schemas = doc["paths"], doc["components"]["schemas"]
+
+        def schema(answer: dict[str, Any]) -> Any:
+            return answer["content"]["application/json"]["schema"]
+
+        got = paths[f"{BASE}/customers/{{customer_id}}"]["get"]["responses"]
+        assert set(got) == {"2XX", "4XX", "default"}
+        envelopes = [{"$ref": f"{REFS}Single"}, {"$ref": f"{REFS}Page"}]
+        assert schema(got["2XX"]) == {"oneOf": envelopes}
+        assert schema(got["4XX"]) == schema(got["default"]) == {"$ref": f"{REFS}Error"}
+        page = schemas["Page"]["properties"]
+        assert page["data"] == {"type": "array", "items": {"$ref": f"{REFS}Resource"}}
+        assert "next_cursor" in page["meta"]["required"]
+        assert schemas["Single"]["properties"]["data"] == {"$ref": f"{REFS}Resource"}
+        error = schemas["Error"]["properties"]["error"]
+        assert error["required"] == ["code", "message", "details", "request_id"]
+        created = paths[f"{BASE}/customers"]["post"]["responses"]
+        assert created["204"] == {"description": "Done, no content"}  # a mutation may say nothing
+        probe = paths[f"{BASE}/health/live"]["get"]["responses"]  # enveloped=False
+        assert schema(probe["2XX"]) == {"type": "object"}
+        assert schema(probe["4XX"]) == {"$ref": f"{REFS}Error"}
+
+    def test_the_document_is_valid_openapi_and_follows_new_routes(self) -> None:
+        import schemathesis
+
+        api = build_api()
+        with Client(api.app) as test_client:
+            first = body_of(test_client.http.get(f"{BASE}/openapi.json"))
+            schemathesis.openapi.from_dict(first).validate()
+
+            @api.route("/late", public=True)
+            def late(call: Call) -> dict[str, Any]:
+                return {}
+
+            again = body_of(test_client.http.get(f"{BASE}/openapi.json"))
+        assert f"{BASE}/late" not in first["paths"]
+        assert f"{BASE}/late" in again["paths"]
+
+
+def _order_from(call: Call) -> Reply:
+    call.idempotency_key(required=True)
+    return Reply(call.body(Line).model_dump(), status=201)
 
 
 class TestHealth:

@@ -314,6 +314,37 @@ class TestGatewayServerLoopback:
         assert int(headers["Content-Length"]) == len(body)
         uuid.UUID(headers["X-Request-Id"])
 
+    def test_any_other_method_is_a_405_in_the_envelope(self, server: GatewayServer) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+        try:
+            for method in ("TRACE", "PROPFIND"):  # the stdlib answered these 501, in HTML
+                conn.request(method, "/api/v1/slow/health/live")
+                response = conn.getresponse()
+                body = response.read()
+                assert response.status == 405, method
+                error = _assert_envelope(body, "METHOD_NOT_ALLOWED")
+                assert error["request_id"] == response.getheader("X-Request-Id")
+        finally:
+            conn.close()
+
+    def test_connections_send_without_nagle_delay(
+        self, server: GatewayServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Headers and body leave in two writes; with Nagle on, a keep-alive client's delayed
+        ACK held every response back ~40 ms."""
+        nodelay: list[int] = []
+        setup = gateway_module._Handler.setup
+
+        def watched(handler: Any) -> None:
+            setup(handler)
+            nodelay.append(handler.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        monkeypatch.setattr(gateway_module._Handler, "setup", watched)
+        out: list[Any] = []
+        _get(server.port, "/api/v1/slow/health/live", out)
+        assert out[0][0] == 200
+        assert len(nodelay) == 1 and nodelay[0] != 0
+
     def test_requests_are_served_in_parallel(self, server: GatewayServer) -> None:
         out: list[Any] = []
         threads = [

@@ -13,7 +13,7 @@ import calendar
 import contextlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,8 @@ WORKER = "billing"
 def period_bounds(period: str) -> tuple[date, date]:
     """`YYYY-MM` as [first day, first day of the next month)."""
     match = PERIOD.fullmatch(period)
-    if not match:
+    # 0000-01 and 9999-12 have the shape, but no `date` (or no next month) in the calendar.
+    if not match or not 1 <= int(match[1]) < MAXYEAR:
         raise ValidationError("invalid period", details=[FieldError("period", "YYYY-MM")])
     year, month = int(match[1]), int(match[2])
     start = date(year, month, 1)

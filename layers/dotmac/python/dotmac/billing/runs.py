@@ -74,7 +74,10 @@ def enqueue(bodies: list[dict[str, Any]]) -> None:
 
 def start_run(ctx: TenantContext, period: str, idempotency_key: str) -> tuple[Any, bool]:
     """Create the run and queue one job per ACTIVE tenant; the same key again returns the
-    first run and queues nothing. Returns (run, started now?)."""
+    first run and queues nothing. A run stays QUEUED until all its jobs are queued: if
+    queueing failed (SQS did not answer, the process died), the same request again queues
+    its jobs still PENDING (duplicates are harmless: each invoice is issued once). Returns
+    (run, started now?)."""
     from pynamodb.exceptions import PutError
 
     from dotmac.billing.models import BillingJobItem, BillingRunItem
@@ -98,18 +101,28 @@ def start_run(ctx: TenantContext, period: str, idempotency_key: str) -> tuple[An
     except PutError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
-        audit_trail.record(ctx, "billing.run.replay", "billing_run", run_id)
-        return get_run(run_id), False
-    tenants = customer_tenant_ids("ACTIVE")
-    with BillingJobItem.batch_write() as batch:
-        for tenant_id in tenants:
-            batch.save(BillingJobItem(run_pk(run_id), f"JOB#{tenant_id}", status="PENDING"))
-    run.update(
-        actions=[BillingRunItem.total.set(len(tenants)), BillingRunItem.status.set("RUNNING")]
-    )
+        run = get_run(run_id)
+        if run.status != "QUEUED":
+            audit_trail.record(ctx, "billing.run.replay", "billing_run", run_id)
+            return run, False
+    if int(run.total) == 0:  # no job counted yet, so none was queued: (re)write them all
+        tenants = customer_tenant_ids("ACTIVE")
+        with BillingJobItem.batch_write() as batch:
+            for tenant_id in tenants:
+                batch.save(BillingJobItem(run_pk(run_id), f"JOB#{tenant_id}", status="PENDING"))
+        run.update(actions=[BillingRunItem.total.set(len(tenants))])
+    else:
+        pending = BillingJobItem.query(
+            run_pk(run_id),
+            BillingJobItem.SK.startswith("JOB#"),
+            filter_condition=BillingJobItem.status == "PENDING",
+            consistent_read=True,
+        )
+        tenants = [str(job.SK).removeprefix("JOB#") for job in pending]
     enqueue([{"run_id": run_id, "tenant_id": t, "period": period} for t in tenants])
+    run.update(actions=[BillingRunItem.status.set("RUNNING")])
     audit_trail.record(
-        ctx, "billing.run.start", "billing_run", run_id, after={"total": len(tenants)}
+        ctx, "billing.run.start", "billing_run", run_id, after={"total": int(run.total)}
     )
     return get_run(run_id), True
 

@@ -53,8 +53,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class RouteSpec:
-    """What a route declares: where it lives, which permission it needs and whether a
-    SUSPENDED tenant's users still reach it."""
+    """What a route declares: where it lives, which permission it needs, whether a
+    SUSPENDED tenant's users still reach it and whether it answers in the envelope."""
 
     app: str
     path: str
@@ -62,6 +62,7 @@ class RouteSpec:
     permission: str
     summary: str
     while_suspended: bool
+    enveloped: bool = True  # its 2xx bodies are DESIGN §8's success envelope
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -185,7 +186,10 @@ def as_domain_error(exc: Exception) -> DotmacError:
         EndpointConnectionError,
         ReadTimeoutError,
     )
+    from pynamodb.exceptions import PynamoDBException
 
+    if isinstance(exc, PynamoDBException) and isinstance(exc.cause, Exception):
+        return as_domain_error(exc.cause)  # PynamoDB wraps botocore's error (GetError, ...)
     if isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError):
         return DependencyUnavailableError("a backing service is unavailable")
     if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in {
@@ -268,12 +272,13 @@ class Api:
         self.app.api.binary_types = ["application/pdf", "application/octet-stream"]
         self.authorizer = authorizer or self.app.authorizer(name="dotmac")(platform_authorizer)
         self.specs: list[RouteSpec] = []
+        self._document: dict[str, Any] | None = None
         self.app.register_middleware(http_middleware, "http")
         self.app.register_middleware(self._chalice_errors_to_envelope, "http")
         self.add_health_routes(self.base)
-        self.route("/openapi.json", public=True, summary="This app's OpenAPI document")(
-            self._openapi
-        )
+        self.route(
+            "/openapi.json", public=True, enveloped=False, summary="This app's OpenAPI document"
+        )(self._openapi)
         health.mark_started()
 
     @property
@@ -293,6 +298,7 @@ class Api:
         tenant_limit: str | None = None,
         changes_state: bool | None = None,
         while_suspended: bool = False,
+        enveloped: bool = True,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a view under `base + path` (or `path` itself when `absolute`).
 
@@ -301,7 +307,8 @@ class Api:
         ("search" or "bulk") adds the tenant-wide limit of that kind. A route that
         `changes_state` (default: any POST/PUT/PATCH/DELETE) must write an audit record.
         A SUSPENDED tenant's users only reach routes marked `while_suspended` (settling
-        their bills); everything else answers 403 TENANT_SUSPENDED.
+        their bills); everything else answers 403 TENANT_SUSPENDED. A route whose 2xx body
+        is not the success envelope (probes, documents) says `enveloped=False`.
         """
         if tenant_limit not in (None, "search", "bulk"):
             raise ValueError(f"route {path}: tenant_limit must be 'search' or 'bulk'")
@@ -341,8 +348,10 @@ class Api:
                         permission or PUBLIC,
                         summary,
                         while_suspended,
+                        enveloped,
                     )
                 )
+            self._document = None
             return view
 
         return decorate
@@ -420,16 +429,20 @@ class Api:
 
     def add_health_routes(self, prefix: str) -> None:
         """Serve the three probes under `prefix` (`/api/v1/<app>`, or "" for the platform's)."""
-        self.route(f"{prefix}/health/live", public=True, absolute=True, summary="Liveness")(live)
-        self.route(f"{prefix}/health/ready", public=True, absolute=True, summary="Readiness")(ready)
-        self.route(f"{prefix}/health/startup", public=True, absolute=True, summary="Startup")(
-            startup
-        )
+        for name, probe, summary in (
+            ("live", live, "Liveness"),
+            ("ready", ready, "Readiness"),
+            ("startup", startup, "Startup"),
+        ):
+            path = f"{prefix}/health/{name}"
+            self.route(path, public=True, absolute=True, enveloped=False, summary=summary)(probe)
 
     def _openapi(self, call: Call) -> dict[str, Any]:
-        from dotmac.core.openapi import document
+        if self._document is None:  # built once: it reads every view's source
+            from dotmac.core.openapi import document
 
-        return document(self)
+            self._document = document(self)
+        return self._document
 
 
 def live(call: Call) -> dict[str, Any]:

@@ -387,6 +387,21 @@ def get_user(ctx: TenantContext, user_id: str) -> UserItem:
     return UserRepository(ctx).get(user_id)
 
 
+def _check_portal_link(ctx: TenantContext, customer_id: str | None) -> None:
+    """A portal link must name a customer of the caller's own tenant (400 otherwise): an id
+    from another tenant, or none at all, is refused rather than stored (one GetItem)."""
+    if not customer_id:
+        return
+    from dotmac.isp.customers import CustomerRepository
+
+    try:
+        CustomerRepository(ctx).customer(customer_id)
+    except NotFoundError:
+        raise ValidationError(
+            "invalid customer_id", details=[FieldError("customer_id", "no such customer")]
+        ) from None
+
+
 def create_user(
     ctx: TenantContext,
     request: UserCreate,
@@ -404,6 +419,7 @@ def create_user(
     if request.roles and not allowed(ctx.permissions, ROLES_ASSIGN):
         raise ForbiddenError(f"assigning roles needs {ROLES_ASSIGN}")
     roles = _check_roles(ctx, request.roles)
+    _check_portal_link(ctx, request.customer_id)
     temporary = None
     if password is not None:
         passwords.check_policy(password)
@@ -465,6 +481,7 @@ def update_user(ctx: TenantContext, user_id: str, request: UserUpdate) -> UserIt
             )
         actions.append(UserItem.status.set(request.status))
     if request.customer_id is not None:  # takes effect in the user's next token
+        _check_portal_link(ctx, request.customer_id)
         actions.append(UserItem.customer_id.set(request.customer_id))
     uow = UnitOfWork(ctx)
     uow.update(user, actions)

@@ -33,7 +33,9 @@ Rules:
   addresses, rate, and the service `version` it was derived from) and writes a push's
   commands with the new state and an audit record in one transaction, conditional on the
   state it read (a lost race reads again). A push derived from an older version of the
-  service than the state's is skipped: a newer state was pushed already.
+  service than the state's is skipped: a newer state was pushed already. A push with
+  nothing to send still records its newer version (conditional on the state it read), so
+  a suspend's push that runs late cannot block a service a later resume left ACTIVE.
 
 All keys below are inside the tenant's space (`T#<tid>#...`; items in
 `dotmac.isp.provisioning_models`):
@@ -41,7 +43,9 @@ All keys below are inside the tenant's space (`T#<tid>#...`; items in
 | pattern | calls | key condition / what is written (index) |
 |---|---|---|
 | record a push | GetItem, TransactWriteItems | `ISP_SERVICE_NET#<number>` / `STATE` (strongly |
-| | | consistent); state if `batches` unchanged, `CMD#<batch>#<line>` items, audit |
+| | | consistent); state if `batches` and `service_version` unchanged, |
+| | | `CMD#<batch>#<line>` items, audit |
+| nothing to send | GetItem, [UpdateItem] | the state's `service_version`, if newer and unchanged |
 | a service's commands | Query | `ISP_SERVICE_NET#<number>`, SK begins_with `CMD#` |
 | | (+ GetItem) | (an empty first page: the service's `ROOT`, to tell none from 404) |
 | record or clear a | TransactWriteItems | the service's `network_error` (`ISP_SERVICE#<number>` / |
@@ -293,8 +297,16 @@ class RecordingAdapter:
             batches = 0 if item is None else int(item.batches)
             if item is not None and version < int(item.service_version):
                 return []  # a newer state of the service was pushed already
+            unchanged = (
+                NetworkStateItem.PK.does_not_exist()
+                if item is None
+                else (NetworkStateItem.batches == batches)
+                & (NetworkStateItem.service_version == int(item.service_version))
+            )
             wanted, commands = plan(NetworkState.of(item))
             if not commands:
+                if item is not None and version > int(item.service_version):
+                    _note_version(item, version, unchanged)
                 return []
             now, batch = _now(), batches + 1
             uow = UnitOfWork(ctx)
@@ -309,9 +321,7 @@ class RecordingAdapter:
                     service_version=version,
                     batches=batch,
                 ),
-                condition=NetworkStateItem.PK.does_not_exist()
-                if item is None
-                else NetworkStateItem.batches == batches,
+                condition=unchanged,
             )
             for index, command in enumerate(commands, start=1):
                 uow.put(
@@ -336,6 +346,22 @@ class RecordingAdapter:
             return commands
 
         return until_won(attempt)
+
+
+def _note_version(item: NetworkStateItem, version: int, unchanged: Any) -> None:
+    """Record that the network already has what `version` of the service means (nothing
+    was sent), so a late push derived from an older version is skipped: one conditional
+    UpdateItem; a lost race is retried by the caller."""
+    from pynamodb.exceptions import UpdateError
+
+    from dotmac.core.errors import StaleWriteError
+
+    try:
+        item.update([NetworkStateItem.service_version.set(version)], condition=unchanged)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise StaleWriteError("the service's network state changed meanwhile") from error
+        raise
 
 
 # --- choosing the adapter, pushing transitions -----------------------------------------------

@@ -75,6 +75,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -251,11 +252,22 @@ def best(
 
 # --- request bodies ------------------------------------------------------------------------
 
+
+def _storable(value: float) -> float:
+    """`value` to 7 decimals (about 1 cm of latitude): DynamoDB stores no number whose
+    magnitude is under 1e-130, such as 1e-308 (and no negative zero comes out)."""
+    return round(value, 7) + 0.0
+
+
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
-Latitude = Annotated[StrictFloat, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[StrictFloat, Field(ge=-180, le=180, allow_inf_nan=False)]
-Rating = Annotated[StrictFloat, Field(ge=0, le=5, allow_inf_nan=False)]
+Latitude = Annotated[
+    StrictFloat, Field(ge=-90, le=90, allow_inf_nan=False), AfterValidator(_storable)
+]
+Longitude = Annotated[
+    StrictFloat, Field(ge=-180, le=180, allow_inf_nan=False), AfterValidator(_storable)
+]
+Rating = Annotated[StrictFloat, Field(ge=0, le=5, allow_inf_nan=False), AfterValidator(_storable)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 ChecklistEntry = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
