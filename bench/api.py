@@ -13,10 +13,13 @@ routes (`isp:portal:*`: his own records), as the platform operator for `platform
 and as John (tenant admin) for the rest, its path parameters filled by name from the seeded
 ids (the billing app's `number` and `payment_id` are ABC Corp's platform invoice and payment,
 the ISP app's its subscriber's); a route with a parameter nothing was seeded for, or that
-does not answer 200, is printed as not measured. Each query filter its view reads
-(`query.get("...")` in its source, paging aside) is measured alone and, if it has several,
-all together; the value is the first option the route's summary lists (`?sla=ok|...`), else
-a seeded id of that name, else that attribute of the unfiltered list's first item. Each
+does not answer 200, is printed as not measured (a list that refuses to answer without one
+of its filters, e.g. `?assigned_to=`, is printed as needing it). Each query filter its view
+reads (`query.get("...")` in its source, paging aside) is measured alone and, if it has
+several, all together; the value is the first option the route's summary lists
+(`?sla=ok|...`), else a seeded id of that name, else that attribute of the unfiltered list's
+first item. A route over the goal that cannot do better says why in its view's docstring,
+in a paragraph starting `Calls:`, printed as its note. Each
 request is made twice and the second one counted (a warm container: lazy imports done, the
 caches a first request fills filled). Counted, with botocore's event hooks
 (`stack.aws_calls`): the DynamoDB calls made while the route runs, outside the authorizer and
@@ -54,6 +57,7 @@ PAGING = frozenset({"limit", "cursor"})
 FILTER = re.compile(r"""query\.get\(\s*["'](\w+)["']""")
 OPTIONS = re.compile(r"\?(\w+)=(\w+)\|")  # `?sla=ok|at_risk|breached` in a summary
 PARAMETER = re.compile(r"\{(\w+)\}")
+WHY = re.compile(r"^Calls: .+?(?=\n\n|\Z)", re.MULTILINE | re.DOTALL)  # a view's reason
 PORTAL = "isp:portal:"  # routes of the caller's own customer record: asked by a portal user
 FLAG = "bench_flag"
 # (app, method, path, caller): the representative endpoints of the warm-overhead table.
@@ -116,8 +120,9 @@ def _attributed(apis: Mapping[str, Any], calls: Any) -> Iterator[None]:
         yield
 
 
-def _routes(apis: Mapping[str, Any]) -> Iterator[tuple[str, Any, list[str]]]:
-    """Every app's authenticated GET routes, each with the query filters its view reads."""
+def _routes(apis: Mapping[str, Any]) -> Iterator[tuple[str, Any, list[str], str]]:
+    """Every app's authenticated GET routes, each with the query filters its view reads and
+    the reason its docstring gives for more calls than the goal ("" if none)."""
     from dotmac.core.permissions import PUBLIC
 
     for app, api in apis.items():
@@ -126,18 +131,27 @@ def _routes(apis: Mapping[str, Any]) -> Iterator[tuple[str, Any, list[str]]]:
                 continue
             view = inspect.unwrap(api.app.routes[spec.path]["GET"].view_function)
             filters = dict.fromkeys(FILTER.findall(inspect.getsource(view)))
-            yield app, spec, [name for name in filters if name not in PAGING]
+            found = WHY.search(inspect.getdoc(view) or "")
+            why = " ".join(found.group().split()) if found else ""
+            yield app, spec, [name for name in filters if name not in PAGING], why
 
 
-def _measure(client: Any, calls: Any, route: str, path: str) -> tuple[Any, Any]:
-    """The row of one warm request (the second of two) and its answer."""
+def _measure(
+    client: Any, calls: Any, route: str, path: str, *, why: str = "", filters: Any = ()
+) -> tuple[Any, Any]:
+    """The row of one warm request (the second of two) and its answer; `why` notes a count
+    over the goal; a 400 on one of the route's `filters` says the list needs it."""
     client.call("GET", path)
     calls.clear()
     status, answer = client.call("GET", path)
     if status != 200:
         error = answer.get("error", {})
-        why = f"HTTP {status} {error.get('code')}: {error.get('message')}"
-        return {"route": route, "status": f"not measured: {why}"}, answer
+        needed = [d.get("field") for d in error.get("details") or () if d.get("field") in filters]
+        if status == 400 and needed:
+            wanted = ", ".join(f"?{name}=" for name in needed)
+            return {"route": route, "status": f"needs {wanted} (measured with it below)"}, answer
+        reason = f"HTTP {status} {error.get('code')}: {error.get('message')}"
+        return {"route": route, "status": f"not measured: {reason}"}, answer
     mine = [c for c in calls.calls if c.part == "route"]
     dynamodb = Counter(c.operation for c in mine if c.service == "dynamodb")
     count = sum(dynamodb.values())
@@ -151,6 +165,8 @@ def _measure(client: Any, calls: Any, route: str, path: str) -> tuple[Any, Any]:
         ),
         "status": "ok" if count <= GOAL else f"OVER ({count} > {GOAL})",
     }
+    if count > GOAL and why:
+        row["why"] = why
     data = answer.get("data")
     if isinstance(data, list):
         row["items"] = len(data)
@@ -187,7 +203,7 @@ def calls_per_route(
     from urllib.parse import urlencode
 
     rows: list[dict[str, Any]] = []
-    for app, spec, filters in _routes(apis):
+    for app, spec, filters, why in _routes(apis):
         known = {**values["*"], **values.get(app, {})}
         client = _caller(spec.permission, users)
         route = spec.path.removeprefix("/api/v1")
@@ -196,7 +212,7 @@ def calls_per_route(
             rows.append({"route": route, "status": f"not measured: nothing seeded for {missing}"})
             continue
         path = spec.path.format(**known)
-        row, answer = _measure(client, calls, route, path)
+        row, answer = _measure(client, calls, route, path, why=why, filters=filters)
         rows.append(row)
         data = answer.get("data")
         first = data[0] if isinstance(data, list) and data else None
@@ -208,7 +224,7 @@ def calls_per_route(
         for query in variants:
             sent = urlencode({k: v for k, (v, _) in query.items()}, safe=":")
             shown = "&".join(f"{k}={label}" for k, (_, label) in query.items())
-            rows.append(_measure(client, calls, f"{route}?{shown}", f"{path}?{sent}")[0])
+            rows.append(_measure(client, calls, f"{route}?{shown}", f"{path}?{sent}", why=why)[0])
         for name in (name for name, found in chosen.items() if found is None):
             rows.append({"route": f"{route}?{name}=", "status": "not measured: no value"})
     return rows

@@ -12,6 +12,7 @@ linked to him.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 BASE = "/api/v1/isp"
@@ -122,6 +123,9 @@ def _seed_billing(isp: Any, customer: str, service: str, prefix: str) -> dict[st
     payment = isp.created(
         f"/customers/{customer}/payments", {"amount": "10.00"}, **{"Idempotency-Key": "bench-1"}
     )
+    record = {"record_id": "bench-1", "download_bytes": 7_000, "upload_bytes": 1_000}
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    isp.created(f"/services/{service}/usage", {**record, "at": at})
     return {"payment_id": payment, "number": done["invoice"]}
 
 

@@ -104,7 +104,7 @@ def start_dunning(call: Call) -> Reply:
 
 @api.route(TENANT_ACCOUNT, permission=READ, absolute=True, summary="A tenant's billing account")
 def get_tenant_account(call: Call, tenant_id: str) -> Reply:
-    account = tenant_billing.account(_in_tenant(call, tenant_id))
+    account = tenant_billing.checked_account(management.acting_in(call.ctx, tenant_id))
     return _one(call, "billing_account", tenant_id, ledger.account_view(account))
 
 
@@ -138,7 +138,7 @@ def issue_credit_note(call: Call, tenant_id: str, number: str) -> Reply:
 
 @api.route(f"{PARTNER}/commissions", permission=PARTNERS_READ, absolute=True)
 def commission_statement(call: Call, partner_id: str) -> Reply:
-    """One page of the partner's commissions; the standing is in `meta.summary`."""
+    """One page of the partner's commissions, newest first; the standing in `meta.summary`."""
     partner, page = commissions.statement(partner_id, PageRequest.from_query(call.query))
     reply = _page(call, "commission", page, lambda i: i.invoice, commissions.commission_view)
     reply.body["meta"]["summary"] = commissions.summary(partner)

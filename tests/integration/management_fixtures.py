@@ -125,14 +125,32 @@ def executions(platform: Platform, tenant_id: str) -> list[str]:
     return [n for n in names if n.startswith(f"{tenant_id}-")]
 
 
+class Operator:
+    """The platform operator's requests (absolute paths), e.g. for `counting`."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform, self.token = platform, operator_token(platform)
+
+    def call(self, method: str, path: str, body: Any = None) -> Answer:
+        return self.platform.call(method, path, self.token, body=body)
+
+
+def platform_reads(service: str, operation: str, params: str) -> bool:
+    """DynamoDB calls but the API meters' (rate-limit windows, hourly usage leases)."""
+    lease = operation == "UpdateItem" and "api_calls#" in params
+    return service == "dynamodb" and '"RATE#' not in params and not lease
+
+
 __all__ = [
     "ADMIN_PASSWORD",
     "TERMINAL",
+    "Operator",
     "admin_token",
     "executions",
     "metric",
     "object_keys",
     "operator_token",
+    "platform_reads",
     "provision",
     "running",
     "scan_keys",

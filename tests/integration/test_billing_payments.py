@@ -4,6 +4,7 @@ jobs worked by the real invoice-worker on the local queues."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,11 +21,14 @@ from tests.integration.identity_fixtures import (
 )
 from tests.integration.management_fixtures import *  # noqa: F403
 from tests.integration.management_fixtures import (
+    Operator,
     operator_token,
+    platform_reads,
     provision,
     scan_keys,
     wait_for,
 )
+from tests.integration.test_isp_customers import counting
 
 PAYMENTS = "/api/v1/tenant/payments"
 ACCOUNT = "/api/v1/tenant/billing-account"
@@ -104,6 +108,24 @@ def test_another_tenant_never_sees_or_pays_into_this_one(
     for path in (OPERATOR_ACCOUNT.format("abc-corp"), DUNNING):
         refused = platform.call("GET" if "account" in path else "POST", path, john, body={})
         assert refused.status == 403, path
+
+
+def test_an_operator_reads_a_tenants_account_in_one_call(platform: Platform) -> None:
+    operator, john = Operator(platform), platform.token(JOHN)
+    path = OPERATOR_ACCOUNT.format("abc-corp")
+    operator.call("GET", path)  # warm: the authorizer's caches
+    read = counting(operator, platform_reads)
+    fresh, counted = read("GET", path)  # no account yet: a new one, nothing saved
+    assert counted == Counter({"dynamodb:TransactGetItems": 1})
+    assert (fresh.attributes["balance"], fresh.attributes["currency"]) == ("0.00", "USD")
+    issue()
+    answer, counted = read("GET", path)
+    assert counted == Counter({"dynamodb:TransactGetItems": 1})  # the tenant and its account
+    assert answer.attributes == account(platform, john)
+    assert answer.attributes["balance"] == "447.00"
+    for tenant, status in (("no-such-tenant", 404), ("Not_A_Tenant", 400)):
+        refused = operator.call("GET", OPERATOR_ACCOUNT.format(tenant))
+        assert refused.status == status, refused.json
 
 
 def test_an_operator_credits_an_invoice_but_never_beyond_its_balance(platform: Platform) -> None:
@@ -245,7 +267,8 @@ def test_a_partner_earns_once_per_paid_invoice_and_is_paid_from_50(platform: Pla
     assert platform.call("GET", statement, operator).json["data"] == []  # not paid yet
     pay_referred("48.00", "second-half")
     pay_referred("30.00", "credit")  # nothing more to earn on: it becomes credit
-    answer = platform.call("GET", statement, operator)
+    answer, counted = counting(Operator(platform), platform_reads)("GET", statement)
+    assert counted == Counter({"dynamodb:Query": 1})  # the partner record came first
     (entry,) = answer.json["data"]
     # Bronze 5%; billed for the month after sign-up: no first-month bonus, no contract bonus.
     assert (entry["attributes"]["invoice"], entry["attributes"]["base"]) == (number, "98.00")

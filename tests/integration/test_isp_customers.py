@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -102,8 +102,14 @@ def raw_item(platform: Platform, pk: str, sk: str = "ROOT") -> dict[str, Any]:
     return dict(found["Item"])
 
 
+class Caller(Protocol):
+    """Anything that sends a request as one user (`Isp`, `management_fixtures.Operator`)."""
+
+    def call(self, method: str, path: str, body: Any = None) -> Answer: ...
+
+
 def counting(
-    client: Isp, wanted: Callable[[str, str, str], bool]
+    client: Caller, wanted: Callable[[str, str, str], bool]
 ) -> Callable[..., tuple[Answer, Counter[str]]]:
     """A caller that also counts the botocore calls `wanted(service, operation, params)`
     selects (DESIGN §10), leaving out the authorizer's caches and the API meters."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,15 +15,18 @@ from tests.integration.identity_fixtures import *  # noqa: F403
 from tests.integration.identity_fixtures import GLOBEX, GLOBEX_USER, JOHN, Platform
 from tests.integration.management_fixtures import *  # noqa: F403
 from tests.integration.management_fixtures import (
+    Operator,
     admin_token,
     metric,
     object_keys,
     operator_token,
+    platform_reads,
     provision,
     scan_keys,
     signup,
     wait_for,
 )
+from tests.integration.test_isp_customers import counting
 
 
 def add_users(platform: Platform, token: str, tenant: str, first: int, last: int) -> list[Any]:
@@ -242,17 +246,25 @@ def test_partners_refer_tenants(platform: Platform) -> None:
     unknown = provision(platform, "orphan", partner_id="nobody")
     assert unknown.status == 202
     assert "nobody" in wait_for(platform, operator, "orphan")["failure_reason"]
-    tenants = platform.call("GET", "/api/v1/platform/partners/resell/tenants", operator)
+    path = "/api/v1/platform/partners/resell/tenants"
+    platform.call("GET", path, operator)  # warm: the authorizer's caches
+    tenants, counted = counting(Operator(platform), platform_reads)("GET", path)
     assert [t["id"] for t in tenants.json["data"]] == ["referred"]
+    assert counted == Counter({"dynamodb:Query": 1})  # the partner heads its tenants
     assert platform.call("GET", "/api/v1/platform/partners/nobody", operator).status == 404
+    nobody = platform.call("GET", "/api/v1/platform/partners/nobody/tenants", operator)
+    assert (nobody.status, nobody.error_code) == (404, "NOT_FOUND")
     assert platform.call("GET", "/api/v1/platform/partners", platform.token(JOHN)).status == 403
 
 
 def test_platform_metrics_come_from_aggregates(platform: Platform) -> None:
     operator = operator_token(platform)
     signup(platform, "measured", apps=["isp"])
-    answer = platform.call("GET", "/api/v1/platform/metrics", operator)
-    assert answer.status == 200, answer.json
+    platform.call("GET", "/api/v1/platform/metrics", operator)  # warm: the authorizer's caches
+    answer, counted = counting(Operator(platform), platform_reads)(
+        "GET", "/api/v1/platform/metrics"
+    )
+    assert counted == Counter({"dynamodb:Query": 1, "dynamodb:BatchGetItem": 1})
     figures = answer.attributes
     assert figures["tenants"]["by_state"]["ACTIVE"] == 2  # abc-corp and measured
     assert figures["subscriptions"]["by_app"]["isp"] == 2

@@ -13,15 +13,17 @@ from typing import Any
 
 import pytest
 
+from dotmac.billing import commissions
+from dotmac.billing.models import CommissionItem, PayoutItem
 from dotmac.core.errors import ConflictError, NotFoundError, ValidationError
 from dotmac.core.model import bind_table, ensure_bound
 from dotmac.core.pagination import PageRequest
 from dotmac.core.tenancy import TenantContext, tenant_key
 from dotmac.core.unit_of_work import UnitOfWork
-from dotmac.management import metrics, partners
+from dotmac.management import catalog, metrics, partners
 from dotmac.management.models import TENANT_SK, MetricItem, PartnerItem, TenantItem, UsageItem
 from dotmac.management.partners import PartnerCreate
-from dotmac.management.repository import index_keys, tenant_pk
+from dotmac.management.repository import TenantStatus, index_keys, tenant_pk
 from tests.integration.conftest import MotoCloud
 
 CTX = TenantContext(
@@ -85,6 +87,7 @@ def test_create_get_and_duplicate(ddb_calls: list[str]) -> None:
         "50000.00",
     )
     assert (stored.GSI1PK, stored.GSI1SK, stored.kind) == ("PARTNER", "acme", "partner")
+    assert (stored.GSI2PK, stored.GSI2SK) == ("PARTNER#acme", "#")  # heads its tenants
     assert len(_audits("platform.partner.create")) == 1
 
     with pytest.raises(ConflictError) as caught:
@@ -199,7 +202,7 @@ def _tenant(
 
 def test_referred_tenants_pages_one_partner_only(ddb_calls: list[str]) -> None:
     partners.create_partner(CTX, PartnerCreate(name="Acme", email="a@x.example", partner_id="acme"))
-    for tid in ("t-one", "t-two", "t-three"):
+    for tid in ("t-one", "t-two", "t-three", "0-first"):
         _tenant(tid, partner="acme").save()
     _tenant("t-other", partner="globex").save()
     _tenant("t-direct").save()
@@ -208,14 +211,103 @@ def test_referred_tenants_pages_one_partner_only(ddb_calls: list[str]) -> None:
     first = partners.referred_tenants("acme", PageRequest(limit=2))
     assert first.next_cursor
     second = partners.referred_tenants("acme", PageRequest(limit=2, cursor=first.next_cursor))
-    ids = sorted(t.PK for t in first.items + second.items)
-    assert ids == sorted(tenant_pk(t) for t in ("t-one", "t-two", "t-three"))
+    ids = [t.PK for t in first.items + second.items]  # by id, the partner itself not listed
+    assert ids == [tenant_pk(t) for t in ("0-first", "t-one", "t-three", "t-two")]
     assert second.next_cursor is None
-    assert ddb_calls == ["Query", "Query"]
+    assert ddb_calls == ["Query", "Query"]  # the first page brought the partner along
 
     with pytest.raises(ValidationError):  # a cursor of another partner's list
         partners.referred_tenants("globex", PageRequest(limit=2, cursor=first.next_cursor))
-    assert partners.referred_tenants("nobody", PageRequest()).items == []
+    ddb_calls.clear()
+    with pytest.raises(NotFoundError):
+        partners.referred_tenants("nobody", PageRequest())
+    assert ddb_calls == ["Query", "GetItem"]  # not in the index: the record decides
+
+
+def test_referred_tenants_of_a_partner_missing_from_the_index(ddb_calls: list[str]) -> None:
+    """A partner record without its GSI2 entry (written before it had one, or not indexed
+    yet): its record is read too, and its pages hold neither more nor fewer tenants."""
+    PartnerItem(
+        partners.partner_pk("legacy"),
+        partners.PARTNER_SK,
+        GSI1PK=partners.PARTNERS_INDEX_PK,
+        GSI1SK="legacy",
+        name="Legacy",
+        email="l@x.example",
+        created_at=NOW,
+    ).save()
+    for tid in ("t-a", "t-b", "t-c"):
+        _tenant(tid, partner="legacy").save()
+    ddb_calls.clear()
+
+    first = partners.referred_tenants("legacy", PageRequest(limit=2))
+    assert ddb_calls == ["Query", "GetItem"]
+    assert [t.PK for t in first.items] == [tenant_pk("t-a"), tenant_pk("t-b")]
+    ddb_calls.clear()
+    second = partners.referred_tenants("legacy", PageRequest(limit=2, cursor=first.next_cursor))
+    assert ddb_calls == ["Query"]
+    assert ([t.PK for t in second.items], second.next_cursor) == ([tenant_pk("t-c")], None)
+    whole = partners.referred_tenants("legacy", PageRequest(limit=3))
+    assert (len(whole.items), whole.next_cursor) == (3, None)
+
+
+def _commission(period: str, tenant_id: str, amount: str) -> None:
+    CommissionItem(
+        partners.partner_pk("acme"),
+        f"{commissions.COMMISSION}{period}#{tenant_id}#INV-{period}",
+        tenant_id=tenant_id,
+        invoice=f"INV-{period}",
+        period=period,
+        base="100.00",
+        rate="0.05",
+        amount=amount,
+        currency="USD",
+        tier="Bronze",
+        earned_at=NOW,
+    ).save()
+
+
+def test_commission_statement_reads_the_partner_with_its_first_page(
+    ddb_calls: list[str],
+) -> None:
+    partners.create_partner(CTX, PartnerCreate(name="Acme", email="a@x.example", partner_id="acme"))
+    for period in ("2026-01", "2026-03", "2026-02"):
+        _commission(period, "t-one", "5.00")
+    PayoutItem(  # sorts after the partner record: never in the statement
+        partners.partner_pk("acme"),
+        "PAYOUT#2026-04-01",
+        amount="50.00",
+        currency="USD",
+        paid_at=NOW,
+        paid_by="op",
+    ).save()
+    _earn_on_record("15.00")
+    ddb_calls.clear()
+
+    partner, first = commissions.statement("acme", PageRequest(limit=2))
+    assert ddb_calls == ["Query"]
+    assert commissions.summary(partner)["earned"] == "15.00"
+    assert [c.period for c in first.items] == ["2026-03", "2026-02"]  # newest first
+    ddb_calls.clear()
+    partner, second = commissions.statement("acme", PageRequest(limit=2, cursor=first.next_cursor))
+    assert ddb_calls == ["Query", "GetItem"]  # past the record: read for the summary
+    assert commissions.summary(partner)["earned"] == "15.00"
+    assert ([c.period for c in second.items], second.next_cursor) == (["2026-01"], None)
+
+    ddb_calls.clear()
+    partner, whole = commissions.statement("acme", PageRequest(limit=3))
+    assert ddb_calls == ["Query"]
+    assert (len(whole.items), whole.next_cursor) == (3, None)
+    with pytest.raises(NotFoundError):
+        commissions.statement("nobody", PageRequest())
+    with pytest.raises(ValidationError):  # a cursor of another partner's statement
+        commissions.statement("other", PageRequest(limit=2, cursor=first.next_cursor))
+
+
+def _earn_on_record(earned: str) -> None:
+    partner = partners.get_partner("acme")
+    partner.commission_earned = earned
+    partner.save()
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -328,7 +420,10 @@ def _usage(tenant_id: str, sort_key: str, count: int, exceeded_at: int | None = 
     UsageItem(tenant_key(tenant_id, "USAGE"), sort_key, used=count, exceeded_at=exceeded_at).save()
 
 
-def test_platform_metrics_reports_what_was_written_in_four_calls(ddb_calls: list[str]) -> None:
+PLATFORM_COUNTERS = len(TenantStatus) + len(catalog.APPS) + 1  # + the provisioning summary
+
+
+def test_platform_metrics_reports_what_was_written_in_two_calls(ddb_calls: list[str]) -> None:
     _create_tenant("t-a", "starter", ("isp", "crm"))
     _create_tenant("t-b", "enterprise", ("isp", "commerce"))
     _create_tenant("t-c", "professional", ())
@@ -350,7 +445,7 @@ def test_platform_metrics_reports_what_was_written_in_four_calls(ddb_calls: list
 
     report = metrics.platform_metrics(PageRequest(limit=10), now=NOW)
 
-    assert sorted(ddb_calls) == ["BatchGetItem", "Query", "Query", "Query"]
+    assert ddb_calls == ["Query", "BatchGetItem"]  # the page, then every counter it shows
     assert "Scan" not in ddb_calls
     assert report["tenants"]["by_state"] == {
         "REQUESTED": 0,
@@ -401,7 +496,7 @@ def test_platform_metrics_reports_what_was_written_in_four_calls(ddb_calls: list
     assert usage["t-c"]["usage"]["customers"]["limit"] == 1000
 
 
-@pytest.mark.parametrize(("tenants", "limit"), [(3, 2), (25, 25)])
+@pytest.mark.parametrize(("tenants", "limit"), [(3, 2), (17, 17), (25, 25)])
 def test_platform_metrics_call_count_per_page(
     ddb_calls: list[str], tenants: int, limit: int
 ) -> None:
@@ -416,10 +511,9 @@ def test_platform_metrics_call_count_per_page(
         ddb_calls.clear()
         report = metrics.platform_metrics(PageRequest(limit=limit, cursor=cursor), now=NOW)
         n = len(report["usage"])
-        expected_batches = math.ceil((5 * n + 1) / 100)
-        assert ddb_calls.count("Query") == 3
-        assert ddb_calls.count("BatchGetItem") == expected_batches
-        assert len(ddb_calls) == 3 + expected_batches
+        expected_batches = math.ceil((PLATFORM_COUNTERS + 5 * n) / 100)
+        assert ddb_calls == ["Query"] + ["BatchGetItem"] * expected_batches
+        assert len(ddb_calls) == (2 if n <= 17 else 3)
         seen += [row["tenant_id"] for row in report["usage"]]
         for row in report["usage"]:
             assert row["usage"]["users"]["used"] == int(row["tenant_id"][2:])

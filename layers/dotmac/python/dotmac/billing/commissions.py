@@ -9,7 +9,8 @@ partner's version): an invoice earns once, however the transaction is retried.
 | pattern | call | key |
 |---|---|---|
 | earn (in the paying transaction) | GetItem partner + 2 puts | `PARTNER#<pid>` / `COMMISSION#...` |
-| statement | GetItem partner + Query | `PARTNER#<pid>`, SK begins_with `COMMISSION#` |
+| statement | Query (consistent, newest | `PARTNER#<pid>`, SK BETWEEN `COMMISSION#` AND `META` |
+| | first) + GetItem after page 1 | (the partner, `META`, comes first on page 1) |
 | payouts | Query | `PARTNER#<pid>`, SK begins_with `PAYOUT#` |
 | pay out | GetItem partner + TransactWriteItems | put `PAYOUT#<at>` + versioned partner |
 """
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from dotmac.billing.models import InvoiceItem
     from dotmac.core.repository import Page
     from dotmac.management.models import TenantItem
+
+
+COMMISSION = "COMMISSION#"
 
 
 def months_between(start: date, period: str) -> int:
@@ -64,7 +68,7 @@ def stage_earned(uow: UnitOfWork, tenant: TenantItem, invoice: InvoiceItem) -> N
     uow.put(
         CommissionItem(
             partners.partner_pk(tenant.partner_id),
-            f"COMMISSION#{invoice.period}#{tenant_id}#{invoice.SK}",
+            f"{COMMISSION}{invoice.period}#{tenant_id}#{invoice.SK}",
             tenant_id=tenant_id,
             invoice=invoice.SK,
             period=invoice.period,
@@ -125,15 +129,26 @@ def payout_view(item: Any) -> dict[str, Any]:
 
 
 def statement(partner_id: str, page: PageRequest) -> tuple[Any, Page[Any]]:
-    """The partner and one page of its commissions, oldest period first."""
-    from dotmac.billing.models import CommissionItem
-    from dotmac.core.repository import query_page
+    """The partner and one page of its commissions, newest first (404 for no such partner).
 
-    partner = partners.get_partner(partner_id)
-    entries = query_page(
-        CommissionItem, partners.partner_pk(partner_id), page, sk_prefix="COMMISSION#"
+    One strongly consistent Query from the partner record (`META`, right after the last
+    `COMMISSION#` key) down through the commissions; a later page, which starts past the
+    record, reads it with a GetItem (so does a partner that is not there, for the 404).
+    """
+    from dotmac.billing.models import CommissionItem
+    from dotmac.core.repository import query_page_with_head
+    from dotmac.management.models import PartnerItem
+
+    partner, entries = query_page_with_head(
+        PartnerItem,
+        CommissionItem,
+        partners.partner_pk(partner_id),
+        page,
+        range_condition=CommissionItem.SK.between(COMMISSION, partners.PARTNER_SK),
+        newest_first=True,
+        consistent=True,
     )
-    return partner, entries
+    return partner or partners.get_partner(partner_id), entries
 
 
 def payouts(partner_id: str, page: PageRequest) -> Page[Any]:

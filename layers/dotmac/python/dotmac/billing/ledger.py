@@ -15,6 +15,7 @@ writer that lost the race re-reads and tries again.
 | pattern | calls |
 |---|---|
 | post a new invoice | in the invoice's transaction: the account read + its versioned put |
+| the account and its owner's record | TransactGetItems (`<book>#BILLING` / `ACCOUNT` + the owner) |
 | pay | GetItem key + GetItem account + BatchGetItem open invoices + TransactWriteItems |
 | credit note | GetItem key, account, invoice, sequence + TransactWriteItems |
 | list payments / credit notes | Query `T#<tid>#PAYMENT` / `T#<tid>#CREDIT_NOTE` |
@@ -29,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dotmac.billing.money import Money
 from dotmac.core import audit_trail
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
         PaymentItem,
     )
     from dotmac.billing.schemas import AccountSettings, CreditNoteRequest, PaymentRequest
+    from dotmac.core.model import TableItem
+
+OwnerT = TypeVar("OwnerT", bound="TableItem")
 
 # A payment settles at most this many invoices (the rest of it becomes credit, applied to
 # the next invoices): each settled invoice and its commission are items of one transaction.
@@ -123,7 +127,27 @@ def load_account(book: Book) -> BillingAccountItem:
     try:
         return BillingAccountItem.get(book.key("BILLING"), ACCOUNT_SK, consistent_read=True)
     except BillingAccountItem.DoesNotExist:
-        return BillingAccountItem(book.key("BILLING"), ACCOUNT_SK, opened_at=datetime.now(UTC))
+        return _new_account(book)
+
+
+def owner_and_account(
+    book: Book, owner: type[OwnerT], pk: str, sk: str
+) -> tuple[OwnerT | None, BillingAccountItem]:
+    """The record at `pk`/`sk` that owns the book (None if there is none) and the account, as
+    `load_account` gives it: one TransactGetItems (strongly consistent)."""
+    from dotmac.billing.models import ACCOUNT_SK, BillingAccountItem
+    from dotmac.core.repository import transact_get
+
+    found, account = transact_get(
+        (owner, pk, sk), (BillingAccountItem, book.key("BILLING"), ACCOUNT_SK)
+    )
+    return found, account or _new_account(book)
+
+
+def _new_account(book: Book) -> BillingAccountItem:
+    from dotmac.billing.models import ACCOUNT_SK, BillingAccountItem
+
+    return BillingAccountItem(book.key("BILLING"), ACCOUNT_SK, opened_at=datetime.now(UTC))
 
 
 def open_invoices(book: Book, account: BillingAccountItem) -> list[InvoiceItem]:

@@ -75,6 +75,14 @@ class AccountSettings(_Body):
     late_fee: LateFeeSetting | None = None
     dunning: list[DunningStep] | None = Field(default=None, min_length=1, max_length=10)
 
+    @field_validator("payment_terms_days", "tax_inclusive")
+    @classmethod
+    def _not_cleared(cls, value: int | bool | None) -> int | bool:
+        # Only a given value is validated: null clears the others, these have no "unset".
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
     @field_validator("dunning")
     @classmethod
     def _ordered(cls, steps: list[DunningStep] | None) -> list[DunningStep] | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from dotmac.billing import dunning, ledger
 from dotmac.billing.ledger import Book
+from dotmac.core.errors import NotFoundError
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 
@@ -148,6 +149,19 @@ def dun(tenant_id: str, as_of: date) -> list[dunning.Taken]:
 def account(ctx: TenantContext) -> BillingAccountItem:
     """The tenant's billing account: one GetItem."""
     return ledger.load_account(Book(ctx))
+
+
+def checked_account(ctx: TenantContext) -> BillingAccountItem:
+    """The billing account of `ctx`'s tenant, 404 if there is no such tenant (an operator
+    names it in the path): one TransactGetItems of the tenant record and the account."""
+    from dotmac.management.models import TENANT_SK, TenantItem
+    from dotmac.management.repository import tenant_pk
+
+    tenant_id = ctx.tenant_id
+    tenant, found = ledger.owner_and_account(Book(ctx), TenantItem, tenant_pk(tenant_id), TENANT_SK)
+    if tenant is None:
+        raise NotFoundError(f"tenant {tenant_id} not found")
+    return found
 
 
 def configure(ctx: TenantContext, settings: AccountSettings) -> BillingAccountItem:

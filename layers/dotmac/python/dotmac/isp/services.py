@@ -73,7 +73,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from dotmac.core.errors import ConflictError, NotFoundError
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, query_page
+from dotmac.core.repository import Page, query_page, transact_get
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp import customers
@@ -301,25 +301,10 @@ class ServiceRepository(RecordRepository[ServiceItem]):
         self, customer_id: str, plan_id: str
     ) -> tuple[CustomerItem | None, PlanItem | None]:
         """The customer and a plan in one strongly consistent call (TransactGetItems)."""
-        from pynamodb.transactions import TransactGet
-
-        from dotmac.core.model import shared_connection
-
-        with TransactGet(connection=shared_connection()) as transaction:
-            customer_key = self.key(customers.CUSTOMER, customer_id)
-            customer = transaction.get(CustomerItem, customer_key, ROOT)
-            plan = transaction.get(PlanItem, self.key(PLAN), plan_id)
-        found_customer: CustomerItem | None
-        found_plan: PlanItem | None
-        try:
-            found_customer = customer.get()
-        except CustomerItem.DoesNotExist:
-            found_customer = None
-        try:
-            found_plan = plan.get()
-        except PlanItem.DoesNotExist:
-            found_plan = None
-        return found_customer, found_plan
+        return transact_get(
+            (CustomerItem, self.key(customers.CUSTOMER, customer_id), ROOT),
+            (PlanItem, self.key(PLAN), plan_id),
+        )
 
 
 def _now() -> datetime:

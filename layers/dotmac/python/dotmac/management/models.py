@@ -10,8 +10,11 @@
 | licence | `T#<tid>#LICENCE` | `<licence id>` | | |
 | usage counter | `T#<tid>#USAGE` | `<metric>` or `api_calls#<YYYYMMDDHH>` | | |
 | feature flag | `FLAG` | `<key>` | | |
-| partner | `PARTNER#<pid>` | `META` | `PARTNER` / `<pid>` | |
+| partner | `PARTNER#<pid>` | `META` | `PARTNER` / `<pid>` | `PARTNER#<pid>` / `#` |
 | platform aggregate | `METRIC#<family>` | `<key>` | | |
+
+A partner heads its own GSI2 partition: `#` sorts before every tenant id, so the first page
+of its referred tenants comes with the partner record in one Query.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dotmac.core.model import TableItem
 
 TENANT_SK = "META"
 TENANTS_INDEX_PK = "TENANT"
+REFERRALS_HEAD_SK = "#"  # a partner's GSI2 sort key: before its referred tenants' ids
 
 
 class TenantItem(TableItem):

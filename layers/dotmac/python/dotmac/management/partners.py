@@ -5,7 +5,8 @@
 | create a partner | TransactWriteItems | put `PARTNER#<pid>`/`META` if absent + audit | table |
 | get a partner | GetItem | `PARTNER#<pid>` / `META` | table |
 | list partners | Query | `GSI1PK = PARTNER` (sorted by pid) | GSI1 |
-| a partner's referred tenants | Query | `GSI2PK = PARTNER#<pid>` | GSI2 |
+| a partner's referred tenants | Query | `GSI2PK = PARTNER#<pid>`: the partner (`#`), then | GSI2 |
+| | | its tenants by id (+ GetItem when the index has no partner) | |
 | record revenue | GetItem + TransactWriteItems | version-checked put + audit | table |
 
 Commission amounts (rates applied to paid invoices, bonuses, payouts) belong to billing;
@@ -158,7 +159,7 @@ def create_partner(ctx: TenantContext, data: PartnerCreate) -> PartnerItem:
     """Create a partner: one TransactWriteItems (conditional put + audit); 409 if it exists."""
     from dotmac.core.model import ensure_bound
     from dotmac.core.unit_of_work import UnitOfWork
-    from dotmac.management.models import PartnerItem
+    from dotmac.management.models import REFERRALS_HEAD_SK, PartnerItem
 
     ensure_bound()
     attempts = 1 if data.partner_id else 3  # a generated id may (very rarely) collide
@@ -169,6 +170,8 @@ def create_partner(ctx: TenantContext, data: PartnerCreate) -> PartnerItem:
             PARTNER_SK,
             GSI1PK=PARTNERS_INDEX_PK,
             GSI1SK=partner_id,
+            GSI2PK=partner_pk(partner_id),
+            GSI2SK=REFERRALS_HEAD_SK,
             name=data.name,
             email=str(data.email),
             status="ACTIVE",
@@ -209,11 +212,20 @@ def list_partners(page: PageRequest) -> Page[PartnerItem]:
 
 
 def referred_tenants(partner_id: str, page: PageRequest) -> Page[TenantItem]:
-    """One page of the tenants `partner_id` referred: one Query on GSI2 (no partner read)."""
+    """One page of the tenants `partner_id` referred (404 for no such partner): one Query on
+    GSI2, whose first page starts with the partner itself.
+
+    A first page without the partner (none, or not in the index yet) reads the partner record
+    too. A later page is bound to the partition its cursor came from, which only a page of an
+    existing partner issued (partners are never deleted).
+    """
     from dotmac.management.repository import partner_tenants
 
     partner_pk(partner_id)  # an impossible id is a 404 before any I/O
-    return partner_tenants(partner_id, page)
+    partner, tenants = partner_tenants(partner_id, page)
+    if partner is None and page.cursor is None:
+        get_partner(partner_id)
+    return tenants
 
 
 def record_revenue(ctx: TenantContext, partner_id: str, amount: Decimal) -> PartnerItem:

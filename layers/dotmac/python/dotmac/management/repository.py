@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from dotmac.core.errors import ConflictError, NotFoundError
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, query_page
+from dotmac.core.repository import Page, query_page, query_page_with_head
 from dotmac.core.tenancy import platform_key, validate_tenant_id
 
 if TYPE_CHECKING:
-    from dotmac.management.models import LifecycleStepItem, TenantItem
+    from dotmac.management.models import LifecycleStepItem, PartnerItem, TenantItem
 
 # One read per tenant per warm container per 5 minutes serves the authorizer (status,
 # apps) and the entitlement checks (plan, licence). A suspension made in another
@@ -162,11 +162,15 @@ def customer_tenant_ids(*statuses: str) -> list[str]:
     return found
 
 
-def partner_tenants(partner_id: str, page: PageRequest) -> Page[TenantItem]:
-    """One page of the tenants a partner referred: one Query on GSI2."""
-    from dotmac.management.models import TenantItem
+def partner_tenants(
+    partner_id: str, page: PageRequest
+) -> tuple[PartnerItem | None, Page[TenantItem]]:
+    """One page of the tenants a partner referred, after the partner record on a first page
+    (None if the index has no such partner): one Query on GSI2."""
+    from dotmac.management.models import PartnerItem, TenantItem
 
-    return query_page(TenantItem, platform_key("PARTNER", partner_id), page, index="gsi2")
+    partition = platform_key("PARTNER", partner_id)
+    return query_page_with_head(PartnerItem, TenantItem, partition, page, index="gsi2")
 
 
 def create_tenant(
