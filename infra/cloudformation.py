@@ -16,7 +16,16 @@ from devcloud.registry import chalice_app
 from infra.bootstrap import LAMBDA_RUNTIME, function_environment
 from infra.naming import function_arn_key, logical_id, physical
 from infra.package import LAMBDA_ARCHITECTURE, LAYER_ZIP, app_zip_name
-from infra.resources import STACK, Bucket, Function, Queue, Stack, StateMachine
+from infra.resources import (
+    GATEWAY_RESPONSES,
+    STACK,
+    Bucket,
+    Function,
+    GatewayResponse,
+    Queue,
+    Stack,
+    StateMachine,
+)
 
 Json = dict[str, Any]
 Resource = tuple[str, Json]
@@ -630,6 +639,28 @@ def _authorizer_definition(function: Function) -> Json:
     }
 
 
+def _gateway_response(answer: GatewayResponse) -> Json:
+    """API Gateway's own answer in the error envelope, with the request id."""
+    envelope = {
+        "error": {
+            "code": answer.code,
+            "message": answer.message,
+            "details": [],
+            "request_id": "$context.requestId",
+        }
+    }
+    parameters = {"gatewayresponse.header.X-Request-Id": "context.requestId"}
+    if answer.retry_after is not None:
+        parameters["gatewayresponse.header.Retry-After"] = f"'{answer.retry_after}'"
+    response: Json = {
+        "responseParameters": parameters,
+        "responseTemplates": {"application/json": json.dumps(envelope)},
+    }
+    if answer.status is not None:
+        response["statusCode"] = str(answer.status)
+    return response
+
+
 def swagger(stack: Stack, apps: Mapping[str, Any]) -> Json:
     """The Swagger 2.0 body of the one REST API: every route of every app, proxied."""
     paths: dict[str, Json] = {}
@@ -653,6 +684,9 @@ def swagger(stack: Stack, apps: Mapping[str, Any]) -> Json:
         "schemes": ["https"],
         "paths": dict(sorted(paths.items())),
         "x-amazon-apigateway-binary-media-types": sorted(binary_types),
+        "x-amazon-apigateway-gateway-responses": {
+            kind: _gateway_response(answer) for kind, answer in GATEWAY_RESPONSES.items()
+        },
     }
     if authorizers:
         function = _require_function(stack, AUTHORIZER_FUNCTION, "routes with an authorizer")

@@ -114,6 +114,36 @@ class Stack:
         return next(f for f in self.functions if f.name == name)
 
 
+@dataclass(frozen=True)
+class GatewayResponse:
+    """An answer the API gateway gives itself, before any app runs, in the error envelope."""
+
+    status: int | None  # None keeps the status API Gateway chose
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
+AUTHORIZER_UNAVAILABLE = GatewayResponse(
+    503, "SERVICE_UNAVAILABLE", "the request could not be authorized now", retry_after=1
+)
+# API Gateway response type -> answer. The local gateway answers from the same table.
+GATEWAY_RESPONSES: dict[str, GatewayResponse] = {
+    "UNAUTHORIZED": GatewayResponse(401, "UNAUTHENTICATED", "a valid bearer token is required"),
+    "ACCESS_DENIED": GatewayResponse(403, "FORBIDDEN", "the authorizer denied this request"),
+    # API Gateway's type for an authorizer that raised (in practice: the table did not answer
+    # it) or answered malformed. Either way no request gets through: unavailable, retry.
+    "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
+    "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,  # the authorizer could not be run at all
+    # What API Gateway answers for a path or method no route declares.
+    "MISSING_AUTHENTICATION_TOKEN": GatewayResponse(404, "NOT_FOUND", "no route for this request"),
+    "REQUEST_TOO_LARGE": GatewayResponse(413, "PAYLOAD_TOO_LARGE", "request body too large"),
+    "THROTTLED": GatewayResponse(429, "RATE_LIMITED", "too many requests", retry_after=1),
+    "DEFAULT_4XX": GatewayResponse(None, "BAD_REQUEST", "the gateway refused this request"),
+    "DEFAULT_5XX": GatewayResponse(500, "INTERNAL_ERROR", "an internal error occurred"),
+}
+
+
 TABLE = Table(
     name="main",
     pk="PK",

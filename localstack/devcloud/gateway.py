@@ -26,6 +26,7 @@ from chalice.local import (
 )
 
 from dotmac.core.observability import get_logger
+from infra.resources import GATEWAY_RESPONSES
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
@@ -34,9 +35,11 @@ _Answer = tuple[int, dict[str, str], bytes]
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    """The gateway answers itself, as API Gateway does with the response of this type."""
+
+    def __init__(self, kind: str) -> None:
+        self.answer = GATEWAY_RESPONSES[kind]
+        super().__init__(self.answer.message)
 
 
 class RouteConflictError(Exception):
@@ -107,25 +110,30 @@ class Gateway:
         try:
             event, context = self._authorize(mounted, path, event, context)
         except _Refused as refused:
-            return refuse(refused.status, refused.code, refused.message)
+            answer = refused.answer
+            assert answer.status is not None  # the authorizer's answers all have one
+            extra = {} if answer.retry_after is None else {"Retry-After": str(answer.retry_after)}
+            return refuse(answer.status, answer.code, answer.message, **extra)
         return self._to_http(mounted.app(event, context))
 
     @staticmethod
     def _authorize(mounted: _MountedApp, path: str, event: Any, context: Any) -> tuple[Any, Any]:
-        """Run the route's authorizer as API Gateway does (401 / 403 / allow)."""
+        """Run the route's authorizer as API Gateway does (401 / 403 / 503 / allow)."""
         try:
             return mounted.authorizer.authorize(path, event, context)
         except ForbiddenError as exc:
-            raise _Refused(403, "FORBIDDEN", "the authorizer denied this request") from exc
+            raise _Refused("ACCESS_DENIED") from exc
         except LocalGatewayException as exc:
-            if exc.CODE == 401:
-                raise _Refused(401, "UNAUTHENTICATED", "authentication required") from exc
-            raise _Refused(500, "INTERNAL_ERROR", "authorizer failed") from exc
+            if exc.CODE == 401:  # no token
+                raise _Refused("UNAUTHORIZED") from exc
+            raise _Refused("AUTHORIZER_CONFIGURATION_ERROR") from exc  # a malformed answer
         except Exception as exc:
-            # API Gateway's contract: a TOKEN authorizer that fails with "Unauthorized" is a 401.
+            # API Gateway's contract: a TOKEN authorizer that fails with "Unauthorized" is a 401;
+            # any other error is its AUTHORIZER_CONFIGURATION_ERROR.
             if str(exc) == "Unauthorized":
-                raise _Refused(401, "UNAUTHENTICATED", "invalid or expired token") from exc
-            raise
+                raise _Refused("UNAUTHORIZED") from exc
+            get_logger().exception("authorizer failed", path=path)
+            raise _Refused("AUTHORIZER_CONFIGURATION_ERROR") from exc
 
     @staticmethod
     def _to_http(response: dict[str, Any]) -> _Answer:
@@ -162,10 +170,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
+                too_large = GATEWAY_RESPONSES["REQUEST_TOO_LARGE"]
                 self._send(
                     413,
                     {"Content-Type": "application/json"},
-                    _error_body("PAYLOAD_TOO_LARGE", "request body too large", ""),
+                    _error_body(too_large.code, too_large.message, ""),
                 )
                 return
             body = self.rfile.read(length) if length else None

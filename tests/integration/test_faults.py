@@ -328,15 +328,11 @@ class TestDependencyDown:
             assert_unavailable(answer)
         assert john.act(f"/customers/{customer}/activate", "paid").status == 200  # it recovers
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a cold authorizer cannot read the user while the table is down: it raises, "
-        "so API Gateway (and the local gateway) answer 500, not the 503 envelope",
-    )
     def test_the_table_down_under_a_cold_authorizer_is_a_503_envelope(
         self, platform: Platform
     ) -> None:
-        """A container whose authorizer has not seen the user yet (see the xfail reason)."""
+        """A container whose authorizer has not seen the user yet: it cannot read him, raises,
+        and the gateway answers AUTHORIZER_FAILURE, which is the 503 envelope."""
         from dotmac.identity.authorizer import user_states
 
         john = Isp(platform, platform.token(JOHN))

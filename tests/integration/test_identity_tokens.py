@@ -267,11 +267,24 @@ def test_a_retired_key_stops_verifying(platform: Platform) -> None:
 
     old_token = platform.token(JOHN)
     old_kid = split_token(old_token)[0]["kid"]
+    assert status_with(platform, old_token) == 200  # verified once: this container knows it
     keys.rotate(overlap_seconds=0)  # retire the old key at once
     assert status_with(platform, old_token) == 401
     listed = {k["kid"] for k in platform.call("GET", "/.well-known/jwks.json").json["keys"]}
     assert old_kid not in listed
     assert status_with(platform, platform.token(JOHN)) == 200
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dotmac.identity import tokens
+
+    token = platform.token(JOHN)
+    assert status_with(platform, token) == 200
+    later = time.time() + tokens.ACCESS_TOKEN_SECONDS + tokens.LEEWAY_SECONDS + 1
+    monkeypatch.setattr(tokens, "time", types.SimpleNamespace(time=lambda: later))
+    assert status_with(platform, token) == 401
 
 
 @pytest.fixture

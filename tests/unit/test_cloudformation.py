@@ -29,7 +29,7 @@ from infra.cloudformation import (
 )
 from infra.naming import function_arn_key
 from infra.package import LAYER_ZIP, app_dirs, build, locked_versions, runtime_dependencies
-from infra.resources import STACK, Function, QueueTrigger, Stack
+from infra.resources import GATEWAY_RESPONSES, STACK, Function, QueueTrigger, Stack
 from tests.fakes import extended_stack
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -211,6 +211,24 @@ def test_each_function_runs_its_app_with_the_layer_and_the_environment(
         assert variables["DOTMAC_TRACING"] == "true"
     (layer,) = _resources(template, "AWS::Lambda::LayerVersion").values()
     assert layer["Content"]["S3Key"] == sub(f"${{ArtifactPrefix}}/{LAYER_ZIP}")
+
+
+def test_the_gateways_own_answers_are_the_error_envelope(template: dict[str, Any]) -> None:
+    """401/403/404/413/429/5xx that API Gateway answers itself look like the apps' errors;
+    an authorizer that raised (its table down) is a 503 to retry, not a 500."""
+    body = template["Resources"]["Api"]["Properties"]["Body"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) >= {"UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN"}
+    for kind, response in responses.items():
+        envelope = json.loads(response["responseTemplates"]["application/json"])
+        assert envelope["error"]["request_id"] == "$context.requestId", kind
+        assert envelope["error"]["code"] == GATEWAY_RESPONSES[kind].code
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.X-Request-Id"] == "context.requestId"
+    for kind in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"):
+        assert responses[kind]["statusCode"] == "503", kind
+        assert responses[kind]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert "statusCode" not in responses["DEFAULT_4XX"]  # keeps API Gateway's own 4xx
 
 
 def test_swagger_covers_every_route_of_every_app_exactly_once(template: dict[str, Any]) -> None:

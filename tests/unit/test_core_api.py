@@ -372,6 +372,28 @@ class TestUnexpectedErrors:
         error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
         assert "dynamodb.invalid" not in error["message"]
 
+    @pytest.mark.parametrize(
+        ("reason", "expected"),
+        [("TransactionConflict", (409, "CONFLICT")), ("ValidationError", (500, "INTERNAL_ERROR"))],
+    )
+    def test_a_transaction_lost_to_a_concurrent_one_is_a_409_to_retry(
+        self, reason: str, expected: tuple[int, str]
+    ) -> None:
+        """Real DynamoDB cancels a transaction that meets another on the same item; a route
+        that does not retry it answers 409 (try again), not 500. Other cancellations stay
+        internal errors."""
+        from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
+        from dotmac.core.api import as_domain_error
+
+        cancelled = VerboseClientError(
+            {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}},
+            "TransactWriteItems",
+            cancellation_reasons=[None, CancellationReason(code=reason)],
+        )
+        error = as_domain_error(TransactWriteError("Failed to write transaction", cause=cancelled))
+        assert (error.status, error.code) == expected
+
 
 class TestBodyValidation:
     def test_valid_body(self, client: Any) -> None:
@@ -570,6 +592,23 @@ class TestOpenApi:
         assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", True)
         assert key["schema"]["pattern"] == IDEMPOTENCY_KEY.pattern
 
+    def test_a_view_parsing_one_of_several_models_takes_any_of_them(self) -> None:
+        from dotmac.core.openapi import document
+
+        api = Api("isp", authorizer=AUTHORIZER, limiter=LIMITS.count)
+
+        @api.route("/lines-or-addresses", ["POST"], permission="isp:orders:write")
+        def lines_or_addresses(call: Call) -> Reply:
+            if call.query.get("kind") == "line":
+                return Reply(call.body(Line).model_dump(), status=201)
+            return Reply(call.body(Address).model_dump(), status=201)
+
+        operation = document(api)["paths"][f"{BASE}/lines-or-addresses"]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        # A body matches one branch; allOf would demand a body valid for both models.
+        assert list(body) == ["anyOf"]
+        assert sorted(r["$ref"] for r in body["anyOf"]) == [f"{REFS}Address", f"{REFS}Line"]
+
     def test_success_is_the_envelope_errors_the_error_envelope(self, client: Any) -> None:
         doc = body_of(client.get(f"{BASE}/openapi.json"))
         paths, schemas = doc["paths"], doc["components"]["schemas"]
@@ -585,6 +624,8 @@ class TestOpenApi:
         page = schemas["Page"]["properties"]
         assert page["data"] == {"type": "array", "items": {"$ref": f"{REFS}Resource"}}
         assert "next_cursor" in page["meta"]["required"]
+        assert page["meta"]["properties"]["summary"] == {"type": "object"}  # optional
+        assert "summary" not in page["meta"]["required"]
         assert schemas["Single"]["properties"]["data"] == {"$ref": f"{REFS}Resource"}
         error = schemas["Error"]["properties"]["error"]
         assert error["required"] == ["code", "message", "details", "request_id"]

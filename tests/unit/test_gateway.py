@@ -199,6 +199,28 @@ class TestAuthorizer:
         assert (payload["tenant"], payload["user"]) == ("acme", "u1")
         assert payload["perms"] == ["isp:items:read"]
 
+    def test_an_authorizer_that_fails_is_a_503_envelope_with_retry_after(self) -> None:
+        """API Gateway's AUTHORIZER_FAILURE (e.g. the authorizer could not read the table)."""
+        from chalice import Chalice
+        from chalice.app import AuthRequest
+
+        def unreachable(request: AuthRequest) -> Any:
+            raise ConnectionError("the table did not answer")
+
+        api = Api("isp", authorizer=Chalice("authorizers").authorizer()(unreachable))
+
+        @api.route("/items", permission="isp:items:read")
+        def items(call: Call) -> list[str]:
+            raise AssertionError("the app is not reached")
+
+        status, headers, body = Gateway({"isp": api.app}).handle(
+            "GET", "/api/v1/isp/items", {"Authorization": "reader"}, None
+        )
+        assert (status, headers["Retry-After"]) == (503, "1")
+        assert (
+            _assert_envelope(body, "SERVICE_UNAVAILABLE")["request_id"] == headers["X-Request-Id"]
+        )
+
     def test_public_routes_of_an_app_without_authorizer_need_no_token(
         self, gateway: Gateway
     ) -> None:

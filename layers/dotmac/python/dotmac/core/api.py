@@ -22,6 +22,7 @@ from chalice.app import Request
 from dotmac.core import audit, envelope, health
 from dotmac.core.errors import (
     AuthenticationError,
+    ConflictError,
     DependencyUnavailableError,
     DotmacError,
     FieldError,
@@ -39,6 +40,16 @@ API_PREFIX = "/api/v1"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 REQUEST_ID_HEADER = "X-Request-Id"
+# AWS error codes of a backing service that is overloaded or failing (503, retry later).
+BUSY_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "InternalServerError",
+    }
+)
 ModelT = TypeVar("ModelT", bound="BaseModel")
 
 
@@ -188,17 +199,16 @@ def as_domain_error(exc: Exception) -> DotmacError:
     )
     from pynamodb.exceptions import PynamoDBException
 
+    from dotmac.core.unit_of_work import cancelled_by_another_transaction
+
+    if cancelled_by_another_transaction(exc):  # a route that does not retry its transaction
+        return ConflictError("a concurrent change to the same records won; try again")
     if isinstance(exc, PynamoDBException) and isinstance(exc.cause, Exception):
         return as_domain_error(exc.cause)  # PynamoDB wraps botocore's error (GetError, ...)
-    if isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError):
-        return DependencyUnavailableError("a backing service is unavailable")
-    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "InternalServerError",
-    }:
+    unreachable = isinstance(exc, EndpointConnectionError | ConnectionError | ReadTimeoutError)
+    if unreachable or (
+        isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in BUSY_CODES
+    ):
         return DependencyUnavailableError("a backing service is unavailable")
     return DotmacError("an internal error occurred")
 

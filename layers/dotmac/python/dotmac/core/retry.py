@@ -22,14 +22,9 @@ BACKOFF_CAP = 0.5
 def lost_race(exc: BaseException) -> bool:
     """True for a failed write condition or a transaction cancelled by another one (not for
     a domain rule's 409, which a retry would not change)."""
-    from pynamodb.exceptions import TransactWriteError
+    from dotmac.core.unit_of_work import cancelled_by_another_transaction
 
-    if isinstance(exc, StaleWriteError):
-        return True
-    if isinstance(exc, TransactWriteError):
-        reasons = [r.code for r in (exc.cancellation_reasons or []) if r is not None]
-        return "TransactionConflict" in reasons
-    return False
+    return isinstance(exc, StaleWriteError) or cancelled_by_another_transaction(exc)
 
 
 def until_won(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:

@@ -13,6 +13,17 @@ from dotmac.core.tenancy import TenantContext
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
 
 
+def cancelled_by_another_transaction(exc: BaseException) -> bool:
+    """A TransactWriteItems cancelled because a concurrent one touched the same items (no
+    condition failed, nothing was written): the same write again may succeed."""
+    from pynamodb.exceptions import TransactWriteError
+
+    if not isinstance(exc, TransactWriteError):
+        return False
+    codes = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
+    return "TransactionConflict" in codes
+
+
 class UnitOfWork:
     """Collects puts, updates, deletes and condition checks; `commit` writes them atomically.
 

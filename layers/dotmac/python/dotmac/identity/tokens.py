@@ -8,6 +8,7 @@ against the key ring, pinned to ES256, our issuer and audience. Refresh tokens a
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import secrets
@@ -101,7 +102,22 @@ def issue_access_token(
 
 
 def verify_access_token(token: str) -> AccessClaims:
-    """Verify signature, algorithm, kid, issuer, audience and lifetime (AuthenticationError)."""
+    """Verify signature, algorithm, kid, issuer, audience and lifetime (AuthenticationError).
+
+    A token this container verified before is not parsed and checked again (API Gateway
+    caches an authorizer's answer per token the same way): the same bytes carry the same
+    signature. Its lifetime and signing key are re-checked on every call.
+    """
+    claims, kid = _verified(token, issuer())
+    if time.time() > claims.expires_at + LEEWAY_SECONDS:
+        raise AuthenticationError("invalid token: ExpiredSignatureError")
+    if keyring.get(kid) is None:
+        raise AuthenticationError("unknown signing key")
+    return claims
+
+
+@functools.lru_cache(maxsize=4096)  # refusals raise, so only valid tokens are remembered
+def _verified(token: str, expected_issuer: str) -> tuple[AccessClaims, str]:
     import jwt
 
     try:
@@ -119,13 +135,13 @@ def verify_access_token(token: str) -> AccessClaims:
             key.key,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            issuer=issuer(),
+            issuer=expected_issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud", "tid", "jti"]},
         )
     except jwt.PyJWTError as exc:
         raise AuthenticationError(f"invalid token: {type(exc).__name__}") from exc
-    return AccessClaims(
+    verified = AccessClaims(
         subject=str(claims["sub"]),
         tenant_id=str(claims["tid"]),
         roles=tuple(claims.get("roles") or ()),
@@ -135,6 +151,7 @@ def verify_access_token(token: str) -> AccessClaims:
         expires_at=int(claims["exp"]),
         token_id=str(claims["jti"]),
     )
+    return verified, key.kid
 
 
 @dataclass(frozen=True)

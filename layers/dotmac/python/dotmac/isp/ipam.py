@@ -103,9 +103,19 @@ from dotmac.core.errors import (
     ValidationError,
 )
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, TenantRepository, query_page
+from dotmac.core.repository import (
+    Page,
+    TenantRepository,
+    page_under,
+    query_page,
+    transact_get,
+)
 from dotmac.core.tenancy import TenantContext
-from dotmac.core.unit_of_work import MAX_TRANSACTION_ITEMS, UnitOfWork
+from dotmac.core.unit_of_work import (
+    MAX_TRANSACTION_ITEMS,
+    UnitOfWork,
+    cancelled_by_another_transaction,
+)
 from dotmac.isp import dashboard
 from dotmac.isp.ipam_models import (
     AddressItem,
@@ -513,24 +523,11 @@ class IpamRepository(TenantRepository):
         self, prefix_id: str, record_sk: str
     ) -> tuple[PrefixItem | None, AllocationRecordItem | None]:
         """The prefix and an allocation record, in one strongly consistent call."""
-        from pynamodb.transactions import TransactGet
-
-        from dotmac.core.model import shared_connection
-
         _id_or_404(prefix_id, "prefix")
-        with TransactGet(connection=shared_connection()) as transaction:
-            prefix = transaction.get(PrefixItem, *self.prefix_key(prefix_id))
-            record = transaction.get(AllocationRecordItem, self.key(IDEMPOTENCY), record_sk)
-        found_prefix: PrefixItem | None
-        found_record: AllocationRecordItem | None
-        try:
-            found_prefix = prefix.get()
-        except PrefixItem.DoesNotExist:
-            found_prefix = None
-        try:
-            found_record = record.get()
-        except AllocationRecordItem.DoesNotExist:
-            found_record = None
+        found_prefix, found_record = transact_get(
+            (PrefixItem, *self.prefix_key(prefix_id)),
+            (AllocationRecordItem, self.key(IDEMPOTENCY), record_sk),
+        )
         if found_record is not None and (found_record.expires_at or 0) < time.time():
             found_record = None
         return found_prefix, found_record
@@ -623,16 +620,6 @@ def _new_id() -> str:
 
 def _backoff(attempt: int) -> None:
     time.sleep(_random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
-
-
-def _lost_race(exc: BaseException) -> bool:
-    """A transaction cancelled only because another one touched the same items."""
-    from pynamodb.exceptions import TransactWriteError
-
-    if not isinstance(exc, TransactWriteError):
-        return False
-    codes = {r.code for r in (exc.cancellation_reasons or []) if r is not None}
-    return "TransactionConflict" in codes
 
 
 # --- VRFs ----------------------------------------------------------------------------------
@@ -771,7 +758,7 @@ def create_prefix(ctx: TenantContext, body: PrefixCreate) -> PrefixItem:
             _backoff(attempt)
             continue
         except Exception as exc:
-            if not _lost_race(exc):
+            if not cancelled_by_another_transaction(exc):
                 raise
             _backoff(attempt)
             continue
@@ -910,7 +897,7 @@ def delete_prefix(ctx: TenantContext, prefix_id: str) -> None:
             _backoff(attempt)
             continue
         except Exception as exc:
-            if not _lost_race(exc):
+            if not cancelled_by_another_transaction(exc):
                 raise
             _backoff(attempt)
             continue
@@ -1012,7 +999,7 @@ def allocate(
             _backoff(attempt)
             continue
         except Exception as exc:
-            if not _lost_race(exc):
+            if not cancelled_by_another_transaction(exc):
                 raise
             check_record = record_sk is not None
             _backoff(attempt)
@@ -1185,10 +1172,7 @@ def list_vrf_addresses(ctx: TenantContext, vrf_id: str, page: PageRequest) -> Pa
     """A VRF's addresses in address order (404 for an unknown VRF)."""
     repo = IpamRepository(ctx)
     _id_or_404(vrf_id, "VRF")
-    found = repo.addresses_of_vrf(vrf_id, page)
-    if not found.items and page.cursor is None:
-        repo.vrf(vrf_id)  # an empty first page: tell "no addresses" from "no such VRF"
-    return found
+    return page_under(lambda: repo.vrf(vrf_id), repo.addresses_of_vrf(vrf_id, page), page)
 
 
 def list_prefix_addresses(
@@ -1198,9 +1182,7 @@ def list_prefix_addresses(
     repo = IpamRepository(ctx)
     _id_or_404(prefix_id, "prefix")
     found = repo.addresses_of_prefix(prefix_id, page)
-    if not found.items and page.cursor is None:
-        repo.prefix(prefix_id)
-    return found
+    return page_under(lambda: repo.prefix(prefix_id), found, page)
 
 
 def list_assigned(ctx: TenantContext, assigned_to: str, page: PageRequest) -> Page[AddressItem]:
@@ -1228,7 +1210,7 @@ def release(ctx: TenantContext, vrf_id: str, address: str) -> AddressItem:
         except ConflictError:
             continue  # released (or re-allocated) meanwhile: read again
         except Exception as exc:
-            if not _lost_race(exc):
+            if not cancelled_by_another_transaction(exc):
                 raise
             _backoff(attempt)
             continue
@@ -1296,7 +1278,7 @@ def release_for_service(ctx: TenantContext, service_id: str) -> list[AddressItem
                 _backoff(attempt)
                 continue
             except Exception as exc:
-                if not _lost_race(exc):
+                if not cancelled_by_another_transaction(exc):
                     raise
                 _backoff(attempt)
                 continue
