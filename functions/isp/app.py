@@ -133,6 +133,11 @@ def list_prefix_addresses(call: Call, prefix_id: str) -> Reply:
 
 @api.route(f"{PREFIXES}/{{prefix_id}}/available-ips", permission=IPAM_READ, summary="Next free")
 def available_ips(call: Call, prefix_id: str) -> Reply:
+    """The next free usable addresses of a leaf prefix, not allocated.
+
+    Calls: 2, the prefix (GetItem), then the allocated addresses in its range (Query): that
+    range and its VRF's partition are only known from the prefix.
+    """
     limit = PageRequest.from_query({"limit": call.query.get("limit", "10")}).limit
     found = ipam.available(call.ctx, prefix_id, limit)
     items = [
@@ -617,8 +622,9 @@ def _pay(call: Call, customer_id: str) -> Reply:
 
 
 def _payments(call: Call, customer_id: str) -> Reply:
-    target = subscriber_billing.book(call.ctx, customer_id)
-    page = ledger.list_payments(target, PageRequest.from_query(call.query))
+    page = subscriber_billing.list_payments(
+        call.ctx, customer_id, PageRequest.from_query(call.query)
+    )
     items = [resource("payment", i.SK, ledger.payment_view(i)) for i in page.items]
     return Reply(collection(items, call.request.path, page.next_cursor))
 
@@ -758,6 +764,11 @@ def portal_payment(call: Call, payment_id: str) -> Reply:
 
 @api.route(f"{PORTAL}/tickets", permission=PORTAL_READ, summary="The portal user's tickets")
 def portal_tickets(call: Call) -> Reply:
+    """The portal user's tickets, newest first.
+
+    Calls: 2, the customer's ticket index (Query), then the tickets (BatchGetItem): a ticket's
+    two index slots already serve the status and tenant-wide lists.
+    """
     mine = portal.customer_of(call.ctx)
     page = tickets.customer_tickets(call.ctx, mine, PageRequest.from_query(call.query))
     items = [resource("ticket", i.number, tickets.ticket_summary(i)) for i in page.items]

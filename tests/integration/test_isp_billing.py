@@ -394,6 +394,21 @@ def test_payments_refuse_bad_input_and_replay_by_key(
     assert john.call("PUT", f"/customers/{customer}/billing-account", bad_ladder).status == 400
 
 
+def test_account_settings_refuse_null_for_a_setting_that_cannot_be_cleared(
+    john: Staff,
+) -> None:
+    customer = john.customer(**PREPAID)
+    path = f"/customers/{customer}/billing-account"
+    before = john.get(path)
+    for name in ("payment_terms_days", "tax_inclusive"):  # found by `make fuzz`: a 500
+        answer = john.call("PUT", path, {name: None})
+        assert (answer.status, answer.error_code) == (400, "VALIDATION_ERROR"), answer.json
+        assert [d["field"] for d in answer.json["error"]["details"]] == [name]
+    assert john.get(path) == before
+    cleared = john.call("PUT", path, {"billing_email": "a@b.example", "late_fee": None})
+    assert cleared.status == 200, cleared.json
+
+
 def test_another_tenant_never_reaches_a_customers_billing(
     globex: Platform, john: Staff, clock: Clock
 ) -> None:
@@ -414,8 +429,7 @@ def test_another_tenant_never_reaches_a_customers_billing(
     ):
         assert globex.call("GET", path).status == 404, path
     for path in (f"/customers/{customer}/invoices", f"/customers/{customer}/payments"):
-        answer = globex.call("GET", path)
-        assert (answer.status, answer.json["data"]) == (200, []), path
+        assert globex.call("GET", path).status == 404, path  # not "none", as for its own
     for method, path, body in (
         ("POST", f"/customers/{customer}/payments", {"amount": "1.00"}),
         ("PUT", f"/customers/{customer}/billing-account", {"payment_terms_days": 1}),
@@ -437,10 +451,17 @@ def test_billing_reads_take_one_call(john: Staff, clock: Clock, platform: Platfo
     number = active_service(john, clock, customer, john.plan(), date(2026, 4, 10))
     invoice = first_invoice(john, number)
     jane = link(platform, JANE, customer)
+    fresh = john.customer(**POSTPAID)
+    accounts = [pk for pk, _ in items(platform, "#BILLING")]
+    assert any(customer in pk for pk in accounts)
+    assert not any(fresh in pk for pk in accounts)  # no account yet: a new one is shown
     for client, path, expected in (
+        (john, f"/customers/{customer}/billing-account", {"dynamodb:TransactGetItems": 1}),
+        (john, f"/customers/{fresh}/billing-account", {"dynamodb:TransactGetItems": 1}),
         (john, f"/customers/{customer}/invoices", {"dynamodb:Query": 1}),
         (john, f"/customers/{customer}/invoices/{invoice}", {"dynamodb:GetItem": 1}),
-        (john, f"/customers/{customer}/payments", {"dynamodb:Query": 1}),
+        # No payment yet: an empty first page also reads the customer (404 if none).
+        (john, f"/customers/{customer}/payments", {"dynamodb:Query": 1, "dynamodb:GetItem": 1}),
         (jane, "/portal/invoices", {"dynamodb:Query": 1}),
         (jane, f"/portal/invoices/{invoice}", {"dynamodb:GetItem": 1}),
         (jane, "/portal/services", {"dynamodb:Query": 1}),
@@ -557,6 +578,13 @@ def test_usage_is_counted_once_per_record_and_shown_only_to_its_customer(
     assert jane.call("GET", path).status == 403
     globex_admin = Isp(platform, platform.token(GLOBEX_USER, GLOBEX, password=GLOBEX_PASSWORD))
     assert globex_admin.call("POST", path, {**record, "record_id": "g"}).status == 404
-    assert _usage(globex_admin, path) == []
+    assert globex_admin.call("GET", path).status == 404
+    # A service with no usage yet is an empty list, to its customer only.
+    quiet, theirs_quiet = (
+        active_service(john, clock, c, plan, date(2026, 4, 10)) for c in (mine, theirs)
+    )
+    assert _usage(john, f"/services/{quiet}/usage") == []
+    assert _usage(jane, f"/portal/services/{quiet}/usage") == []
+    assert jane.call("GET", f"/portal/services/{theirs_quiet}/usage").status == 404
     _, counted = counting(jane, isp_data)("GET", f"/portal/services/{number}/usage")
     assert counted == Counter({"dynamodb:Query": 1})

@@ -127,7 +127,7 @@ from pydantic import (
 from dotmac.core.errors import ConflictError, FieldError, NotFoundError, StaleWriteError
 from dotmac.core.errors import ValidationError as RequestError
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, query_page
+from dotmac.core.repository import Page, page_under, query_page
 from dotmac.core.tenancy import TENANT_ID_PATTERN, TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp.customers import (
@@ -1255,9 +1255,11 @@ def list_circuits(ctx: TenantContext, page: PageRequest) -> Page[CircuitItem]:
 
 
 def service_circuits(ctx: TenantContext, number: str, page: PageRequest) -> Page[CircuitItem]:
-    """The circuits carrying a service (none for a number the tenant has no service of)."""
-    ServiceRepository(ctx).check_id(number)
-    return CircuitRepository(ctx).of_service(number, page)
+    """The circuits carrying a service (404 for a number the tenant has no service of)."""
+    services = ServiceRepository(ctx)
+    services.check_id(number)
+    found = CircuitRepository(ctx).of_service(number, page)
+    return page_under(lambda: services.record(number), found, page)
 
 
 def update_circuit(ctx: TenantContext, circuit_id: str, body: CircuitUpdate) -> CircuitItem:

@@ -506,26 +506,14 @@ def enforce_services(ctx: TenantContext, customer_id: str) -> list[str]:
 
 def account(ctx: TenantContext, customer_id: str) -> BillingAccountItem:
     """The customer's account (404 if there is no such customer): one TransactGetItems."""
-    from pynamodb.transactions import TransactGet
-
-    from dotmac.billing.models import ACCOUNT_SK, BillingAccountItem
-    from dotmac.core.model import shared_connection
-
     partition = customers.CustomerRepository(ctx).partition(
         customers.check_customer_id(customer_id)
     )
     target = book(ctx, customer_id)
-    with TransactGet(connection=shared_connection()) as transaction:
-        customer = transaction.get(CustomerItem, partition, ROOT)
-        found = transaction.get(BillingAccountItem, target.key("BILLING"), ACCOUNT_SK)
-    try:
-        customer.get()
-    except CustomerItem.DoesNotExist as exc:
-        raise NotFoundError(f"customer {customer_id} not found") from exc
-    try:
-        return found.get()
-    except BillingAccountItem.DoesNotExist:
-        return ledger.load_account(target)  # none yet: the new, unsaved one
+    customer, found = ledger.owner_and_account(target, CustomerItem, partition, ROOT)
+    if customer is None:
+        raise NotFoundError(f"customer {customer_id} not found")
+    return found
 
 
 def pay(
@@ -572,11 +560,20 @@ def get_invoice(ctx: TenantContext, customer_id: str, number: str) -> InvoiceIte
 
 
 def list_invoices(ctx: TenantContext, customer_id: str, page: PageRequest) -> Any:
-    """One page of the customer's invoices, newest first: one Query."""
+    """One page of the customer's invoices, newest first: one Query (404 for no customer)."""
     from dotmac.billing.models import InvoiceItem
-    from dotmac.core.repository import query_page
+    from dotmac.core.repository import page_under, query_page
 
-    return query_page(InvoiceItem, book(ctx, customer_id).key("INVOICE"), page, newest_first=True)
+    found = query_page(InvoiceItem, book(ctx, customer_id).key("INVOICE"), page, newest_first=True)
+    return page_under(lambda: _customer(ctx, customer_id), found, page)
+
+
+def list_payments(ctx: TenantContext, customer_id: str, page: PageRequest) -> Any:
+    """One page of the customer's payments, newest first: one Query (404 for no customer)."""
+    from dotmac.core.repository import page_under
+
+    found = ledger.list_payments(book(ctx, customer_id), page)
+    return page_under(lambda: _customer(ctx, customer_id), found, page)
 
 
 def customers_due(ctx: TenantContext, on: date) -> list[str]:

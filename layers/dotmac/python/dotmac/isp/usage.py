@@ -24,8 +24,9 @@ Keys (inside the tenant's space):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -34,10 +35,13 @@ from dotmac.core import audit_trail
 from dotmac.core.errors import NotFoundError, StaleWriteError
 from dotmac.core.model import TableItem
 from dotmac.core.pagination import PageRequest
-from dotmac.core.repository import Page, query_page
+from dotmac.core.repository import Page, page_under, query_page
 from dotmac.core.tenancy import TenantContext
 from dotmac.core.unit_of_work import UnitOfWork
 from dotmac.isp import customers
+
+if TYPE_CHECKING:
+    from dotmac.isp.models import ServiceItem
 
 USAGE, MONTH, RECORD = "ISP_USAGE", "M#", "REC#"
 MARKER_DAYS = 40
@@ -130,20 +134,35 @@ def record(ctx: TenantContext, number: str, body: UsageRecord) -> dict[str, Any]
 
 
 def months(ctx: TenantContext, number: str, page: PageRequest) -> Page[UsageMonthItem]:
-    """The service's months, newest first: one Query."""
-    from dotmac.isp.services import ServiceRepository
-
-    ServiceRepository(ctx).check_id(number)
-    return query_page(
-        UsageMonthItem, ctx.key(USAGE, number), page, sk_prefix=MONTH, newest_first=True
-    )
+    """The service's months, newest first: one Query (404 for no such service)."""
+    return _months(ctx, number, page, lambda service: None)
 
 
 def customer_months(
     ctx: TenantContext, customer_id: str, number: str, page: PageRequest
 ) -> Page[UsageMonthItem]:
     """The months of one of `customer_id`'s services (404 for anyone else's): one Query."""
-    found = months(ctx, number, page)
+
+    def owned(service: ServiceItem) -> None:
+        if service.customer_id != customer_id:
+            raise NotFoundError(f"service {number} not found")
+
+    found = _months(ctx, number, page, owned)
     if any(item.customer_id != customer_id for item in found.items):
         raise NotFoundError(f"service {number} not found")
     return found
+
+
+def _months(
+    ctx: TenantContext, number: str, page: PageRequest, check: Callable[[ServiceItem], None]
+) -> Page[UsageMonthItem]:
+    """One page of the service's months; an empty first page reads the service (404 if there
+    is none) and passes it to `check`."""
+    from dotmac.isp.services import ServiceRepository
+
+    services = ServiceRepository(ctx)
+    services.check_id(number)
+    found = query_page(
+        UsageMonthItem, ctx.key(USAGE, number), page, sk_prefix=MONTH, newest_first=True
+    )
+    return page_under(lambda: check(services.record(number)), found, page)
