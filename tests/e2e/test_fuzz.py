@@ -4,6 +4,7 @@ in the error envelope (tests/fuzz/harness.py says how)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = 2
 
 
-def test_every_operation_of_every_app_survives_fuzzing(tmp_path: Path) -> None:
+def test_every_operation_of_every_app_survives_fuzzing(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     with launched(tmp_path / "devcloud.log", "fuzz", **harness.ENV) as stack:
         report = harness.fuzz(stack, EXAMPLES, deterministic=True)
-    print(report)
+    record_property("summary", str(report))  # printed at the end of `make test`
     assert report.clean, report
     # Every operation was called, and every app's logic was reached, not only its refusals.
     assert [t.app for t in report.tallies if len(t.called) != t.operations] == [], report

@@ -21,20 +21,31 @@ What the run must not do to itself:
   Corp) is filtered out: schemathesis reuses ids it saw in earlier answers;
 - the calls in LAST change the callers' access or their tenant as a whole; they run after
   every app's main pass, in a pass of their own.
+Going deeper than a random id's 404 (`Known`): the path parameters of a generated call are,
+half the time, a combination of values the run's own answers named (a 2xx answer's
+`Location` and `links.self`, a page's item ids), and a body field or query key named like a
+path parameter (`customer_id`, `plan_id`) likewise takes one of its values half the time, so
+calls reach records that exist. Before the first pass every parameterless GET route is read
+once by its caller to learn what the demo tenant and the platform already hold.
+
 The stack runs with ENV: the per-user API limit of DESIGN §5 (100 a minute) raised so it
 does not starve the run; the login, sign-up, search and bulk limits stay as they are.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis.engine import Status, events, from_schema
 
 from devcloud.launcher import LocalStack
@@ -157,6 +168,95 @@ class Callers:
         return frozenset({self.john.subject, self.operator.subject, ABC_CORP, PLATFORM_TENANT})
 
 
+class Known:
+    """Path-parameter values the run's answers named: per route template, every combination
+    of its parameters seen together in one path (an invoice number with its customer), and
+    per parameter name every value. Values of `protected` never go in."""
+
+    def __init__(self, templates: Iterable[str], protected: frozenset[str]) -> None:
+        self.protected = protected
+        self.names = {t: frozenset(re.findall(r"{(\w+)}", t)) for t in templates}
+        self.patterns = [
+            (t, re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", t) + "$"))
+            for t in self.names
+            if self.names[t]
+        ]
+        # A list's template -> the parameter its child route names (`/customers/{customer_id}`).
+        self.children = {
+            t: child.group(1)
+            for t in self.names
+            for c in self.names
+            if (child := re.fullmatch(re.escape(t) + r"/{(\w+)}", c))
+        }
+        self.combinations: dict[str, list[dict[str, str]]] = {}
+        self.values: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+
+    def harvest(
+        self, template: str, path_parameters: dict[str, Any], status: int, location: Any, raw: bytes
+    ) -> None:
+        """Learn the values a 2xx enveloped answer (its `Location` header and body) to a
+        call of `template` names."""
+        if not 200 <= status < 300:
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("links"), dict):
+            return
+        for link in (location, body["links"].get("self")):
+            if isinstance(link, str):
+                self.add(self.match(urlsplit(link).path))
+        child = self.children.get(template)
+        if child and isinstance(body.get("data"), list):
+            params = {k: str(v) for k, v in path_parameters.items()}
+            for item in body["data"]:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    self.add({**params, child: item["id"]})
+
+    def match(self, path: str) -> dict[str, str]:
+        """The parameters `path` gives the route template it matches."""
+        for _, pattern in self.patterns:
+            found = pattern.match(path)
+            if found:
+                return found.groupdict()
+        return {}
+
+    def add(self, params: dict[str, str]) -> None:
+        if not params or self.protected & set(params.values()):
+            return
+        with self.lock:
+            for name, value in params.items():
+                if value not in self.values.setdefault(name, []):
+                    self.values[name].append(value)
+            for template, names in self.names.items():
+                if names and names <= params.keys():
+                    combination = {name: params[name] for name in names}
+                    seen = self.combinations.setdefault(template, [])
+                    if combination not in seen:
+                        seen.append(combination)
+
+    def path(self, template: str, generated: dict[str, Any]) -> st.SearchStrategy[Any]:
+        """A combination seen for `template` or (as likely) the generated path parameters;
+        known ones first, so that the simplest example (all a bounded run may try) hits."""
+        with self.lock:
+            seen = list(self.combinations.get(template, ()))
+        return st.one_of(st.sampled_from(seen), st.just(generated)) if seen else st.just(generated)
+
+    def fields(self, generated: Any) -> st.SearchStrategy[Any]:
+        """A generated body or query whose fields named like a path parameter take, as
+        likely as not (known ones first, as in `path`), known values of it."""
+        if not isinstance(generated, dict):
+            return st.just(generated)
+        with self.lock:
+            pools = {k: list(self.values[k]) for k in generated if self.values.get(k)}
+        if not pools:
+            return st.just(generated)
+        known = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in pools.items()})
+        return st.one_of(known.map(lambda chosen: {**generated, **chosen}), st.just(generated))
+
+
 @dataclass
 class Tally:
     """One app's fuzzing: what was called, what failed."""
@@ -209,6 +309,7 @@ class Fuzzer:
 
     stack: LocalStack
     callers: Callers
+    known: Known
     examples: int  # per operation, after schemathesis' coverage cases
     deterministic: bool  # the same cases on every run (CI), else new ones each time
 
@@ -221,7 +322,14 @@ class Fuzzer:
         if not operations:
             return
         tally.operations += len(operations)
-        schema.hook("after_call")(lambda context, case, response: tally.count(case, response))
+
+        @schema.hook
+        def after_call(context: Any, case: Any, response: Any) -> None:
+            tally.count(case, response)
+            location = (response.headers.get("location") or [None])[0]
+            template, params = case.operation.path, case.path_parameters or {}
+            self.known.harvest(template, params, response.status_code, location, response.content)
+
         for event in from_schema(schema).execute():
             tally.record(event)
 
@@ -242,11 +350,23 @@ class Fuzzer:
         url = f"{self.stack.api}/api/v1/{app}/openapi.json"
         schema = schemathesis.openapi.from_url(url, config=config)
         schema.config.checks.update(included_check_names=[SERVER_ERROR, SCHEMA, ENVELOPE])
-        callers, protected = self.callers, self.callers.protected
+        callers, protected, known = self.callers, self.callers.protected, self.known
 
         @schema.hook
         def filter_case(context: Any, case: Any) -> bool:
             return not protected & {str(v) for v in (case.path_parameters or {}).values()}
+
+        @schema.hook
+        def flatmap_path_parameters(context: Any, path_parameters: Any) -> Any:
+            return known.path(context.operation.path, path_parameters)
+
+        @schema.hook
+        def flatmap_body(context: Any, body: Any) -> Any:
+            return known.fields(body)
+
+        @schema.hook
+        def flatmap_query(context: Any, query: Any) -> Any:
+            return known.fields(query)
 
         class Tokens:
             def get(self, case: Any, context: Any) -> str:
@@ -306,6 +426,27 @@ class Report:
         return "\n".join(lines)
 
 
+def learn(stack: LocalStack, callers: Callers) -> Known:
+    """Every app's route templates, and what each parameterless GET route answers its
+    caller (the demo tenant's users and roles, the platform's plans, tenants, ...)."""
+    operations = {
+        (path, method): operation
+        for app in STACK.http_apps
+        for path, methods in stack.request("GET", f"/api/v1/{app}/openapi.json")
+        .json()["paths"]
+        .items()
+        for method, operation in methods.items()
+    }
+    known = Known({path for path, _ in operations}, callers.protected)
+    for (path, method), operation in operations.items():
+        if method == "get" and "{" not in path:
+            caller = callers.for_permission(operation.get("x-dotmac-permission", PUBLIC))
+            bearer = {"Authorization": f"Bearer {caller.token()}"}
+            answer = stack.request("GET", path, headers=bearer)
+            known.harvest(path, {}, answer.status, answer.headers.get("Location"), answer.body)
+    return known
+
+
 def fuzz(
     stack: LocalStack,
     examples: int,
@@ -315,7 +456,8 @@ def fuzz(
 ) -> Report:
     """Fuzz every app on `stack`: each app's main pass, then the LAST pass."""
     started = time.perf_counter()
-    fuzzer = Fuzzer(stack, Callers.sign_in(stack), examples, deterministic)
+    callers = Callers.sign_in(stack)
+    fuzzer = Fuzzer(stack, callers, learn(stack, callers), examples, deterministic)
     tallies = {app: Tally(app) for app in apps}
     for last in (False, True):
         for app, tally in tallies.items():

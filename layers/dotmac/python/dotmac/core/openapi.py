@@ -6,7 +6,8 @@ Nothing is written per route. A route's request body is the pydantic model its v
 header is what `call.idempotency_key(required=...)` asks for: all found in the view's source
 and in the same module's helpers it calls. A 2xx body is DESIGN §8's success envelope (one
 resource, or a page of them with `meta.next_cursor`; a mutation may answer 204 without a body)
-unless the route declares `enveloped=False`; every 4xx body is the error envelope.
+unless the route declares `enveloped=False` (a page's meta may carry a `summary` object);
+every 4xx body is the error envelope.
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ _LINKS = {
 }
 
 
-def _envelope(data: dict[str, Any], **meta: dict[str, Any]) -> dict[str, Any]:
+def _envelope(
+    data: dict[str, Any], optional: dict[str, Any] | None = None, **meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The success envelope around `data`, its meta with the `meta` keys (and `optional`)."""
     return {
         "type": "object",
         "required": ["data", "meta", "links"],
@@ -88,7 +92,7 @@ def _envelope(data: dict[str, Any], **meta: dict[str, Any]) -> dict[str, Any]:
                 "type": "object",
                 "required": ["timestamp", "version", *meta],
                 "additionalProperties": False,
-                "properties": {**_META, **meta},
+                "properties": {**_META, **meta, **(optional or {})},
             },
             "links": _LINKS,
         },
@@ -101,6 +105,8 @@ _SCHEMAS: dict[str, Any] = {
     "Single": _envelope({"$ref": f"{REFS}Resource"}),
     "Page": _envelope(
         {"type": "array", "items": {"$ref": f"{REFS}Resource"}},
+        # A list may add the standing of what it lists (a partner's commission totals).
+        optional={"summary": {"type": "object"}},
         next_cursor={"type": ["string", "null"]},
     ),
 }
@@ -185,6 +191,11 @@ def view_reads(view: Callable[..., Any]) -> ViewReads:
     return reads
 
 
+def route_reads(api: Api, spec: RouteSpec) -> ViewReads:
+    """What the view of `api`'s route `spec` reads from its request (`view_reads`)."""
+    return view_reads(inspect.unwrap(api.app.routes[spec.path][spec.method].view_function))
+
+
 def _parameters(spec: RouteSpec, reads: ViewReads) -> list[dict[str, Any]]:
     def param(name: str, where: str, schema: dict[str, Any], required: bool) -> dict[str, Any]:
         return {"name": name, "in": where, "required": required, "schema": schema}
@@ -237,10 +248,7 @@ def _model_schemas(models: list[type[BaseModel]]) -> tuple[dict[Any, Any], dict[
 def document(api: Api) -> dict[str, Any]:
     """The OpenAPI document of `api`: every route, its permission, parameters, request body,
     success and error responses."""
-    reads = {
-        spec: view_reads(inspect.unwrap(api.app.routes[spec.path][spec.method].view_function))
-        for spec in api.specs
-    }
+    reads = {spec: route_reads(api, spec) for spec in api.specs}
     models = list(dict.fromkeys(m for r in reads.values() for m in r.models))
     model_refs, model_schemas = _model_schemas(models)
     paths: dict[str, dict[str, Any]] = {}
@@ -254,7 +262,7 @@ def document(api: Api) -> dict[str, Any]:
         }
         if read.models:
             bodies = [model_refs[m] for m in read.models]
-            schema = bodies[0] if len(bodies) == 1 else {"allOf": bodies}
+            schema = bodies[0] if len(bodies) == 1 else {"anyOf": bodies}  # per branch
             operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
         if spec.permission != PUBLIC:
             operation["security"] = [{"bearer": []}]
