@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from chalice.local import (
     ForbiddenError,
@@ -22,6 +23,7 @@ from chalice.local import (
     LambdaEventConverter,
     LocalGatewayAuthorizer,
     LocalGatewayException,
+    MatchResult,
     RouteMatcher,
 )
 
@@ -42,6 +44,36 @@ class _Refused(Exception):
         super().__init__(self.answer.message)
 
 
+class _RouteMatcher(RouteMatcher):
+    """Chalice's route matching (concrete segments before captures, in sorted order) with
+    the routes split once and grouped by segment count: Chalice splits every route again on
+    every request, a tenth of a millisecond over two hundred routes."""
+
+    def __init__(self, route_urls: list[str]) -> None:
+        super().__init__(route_urls)
+        self._by_length: dict[int, list[tuple[str, list[str]]]] = {}
+        for route in self.route_urls:
+            parts = route.split("/")
+            self._by_length.setdefault(len(parts), []).append((route, parts))
+
+    def match_route(self, url: str) -> MatchResult:
+        parsed = urlparse(url)
+        path = parsed.path
+        if path != "/" and path.endswith("/"):  # as API Gateway does
+            path = path[:-1]
+        parts = path.split("/")
+        for route, route_parts in self._by_length.get(len(parts), ()):
+            captured: dict[str, str] = {}
+            for given, wanted in zip(parts, route_parts, strict=True):
+                if wanted.startswith("{") and wanted.endswith("}"):
+                    captured[wanted[1:-1]] = given
+                elif given != wanted:
+                    break
+            else:
+                return MatchResult(route, captured, parse_qs(parsed.query, keep_blank_values=True))
+        raise ValueError(f"No matching route found for: {url}")
+
+
 class RouteConflictError(Exception):
     """Two apps declare the same path and method."""
 
@@ -56,7 +88,7 @@ class _MountedApp:
     def __init__(self, name: str, app: Any) -> None:
         self.name = name
         self.app = app
-        self.converter = LambdaEventConverter(RouteMatcher(list(app.routes)), app.api.binary_types)
+        self.converter = LambdaEventConverter(_RouteMatcher(list(app.routes)), app.api.binary_types)
         self.authorizer = LocalGatewayAuthorizer(app)
 
 
@@ -77,7 +109,7 @@ class Gateway:
                             f"and {mounted.name}"
                         )
                     owners[method] = mounted
-        self._matcher = RouteMatcher(list(self._owners))
+        self._matcher = _RouteMatcher(list(self._owners))
 
     def route_count(self) -> int:
         return sum(len(methods) for methods in self._owners.values())
