@@ -19,6 +19,8 @@ from infra.naming import physical
 from infra.resources import STACK, Stack
 
 DRAIN_SECONDS = 30.0
+# How long a stop waits for each queue batch in hand (a running invocation finishes).
+POLLER_STOP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,10 @@ class LocalCloud:
         left = 0
         if self.gateway_server is not None:
             left = self.gateway_server.drain(drain_seconds)
+        for poller in self.pollers:  # all at once, so a long batch does not hold up the rest
+            poller.stop_receiving()
         for poller in self.pollers:
-            poller.stop()
+            poller.stop(POLLER_STOP_SECONDS)
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._moto is not None:

@@ -76,8 +76,12 @@ class QueuePoller:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, then stop."""
-        self._stop.set()
+        self.stop_receiving()
         self._thread.join(timeout)
+
+    def stop_receiving(self) -> None:
+        """Take no new batch (the one in hand still finishes; `stop` waits for it)."""
+        self._stop.set()
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
