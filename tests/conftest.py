@@ -7,6 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.race_fixtures import (  # noqa: F401 - a hook: the anomaly tallies
+    anomalies_summary,
+    pytest_runtest_logreport,
+)
+
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
@@ -43,3 +48,15 @@ def _fresh_settings() -> Iterator[None]:
     reset()
     yield
     reset()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After the run: the concurrency and fault tests' anomalies, then each test's `summary`
+    property (`record_property("summary", ...)`, the fuzz table). Here, in the root conftest,
+    because the xdist controller loads no other and worker output is not shown."""
+    anomalies_summary(terminalreporter)
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", ()):
+                if name == "summary":
+                    terminalreporter.write_line(f"\n{report.nodeid}:\n{value}")

@@ -18,13 +18,3 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     returncode = stack.process.returncode
     assert returncode == 0, f"exit code {returncode}:\n{stack.log()[-3000:]}"
     assert "stopped (0 requests cut off)" in stack.log()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print each test's `summary` property (`record_property("summary", ...)`) after the
-    run, also from xdist workers, whose own output pytest does not show."""
-    for outcome in ("passed", "failed"):
-        for report in terminalreporter.stats.get(outcome, []):
-            for name, value in getattr(report, "user_properties", ()):
-                if name == "summary":
-                    terminalreporter.write_line(f"\n{report.nodeid}:\n{value}")

@@ -11,10 +11,6 @@ import pytest
 from infra.bootstrap import Created
 from infra.naming import physical
 from infra.resources import STACK
-from tests.integration.race_fixtures import (  # noqa: F401 - hooks: one anomalies line per class
-    pytest_runtest_logreport,
-    pytest_terminal_summary,
-)
 
 STAGE = "test"
 

@@ -1,8 +1,7 @@
 """Helpers for the concurrency and fault tests: threads that start together and a tally of
 the anomalies each test looked for (duplicates, gaps, overshoot, lost updates, items half
 written by a failed request), summed per
-test class and printed as one line per class at the end of the run (the hooks are imported
-by `tests/integration/conftest.py`).
+test class and printed as one line per class at the end of the run (by `tests/conftest.py`).
 
 Import the fixture into a test module with
 `from tests.integration.race_fixtures import *  # noqa: F403`.
@@ -72,7 +71,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _totals.setdefault(owner, Anomalies()).add(counts)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def anomalies_summary(terminalreporter: Any) -> None:
     """One line per test class: the anomalies its tests found."""
     if _totals:
         terminalreporter.section("anomalies (every count must be 0)")
