@@ -28,6 +28,7 @@ from tests.integration.identity_fixtures import (
 )
 from tests.integration.management_fixtures import *  # noqa: F403
 from tests.integration.management_fixtures import admin_token, scan_keys, signup
+from tests.integration.test_isp_customers import Isp
 
 BASE = "/api/v1/isp/ipam"
 ALERT_TEMPLATE = "isp.ipam.prefix_threshold"
@@ -329,13 +330,13 @@ def test_an_idempotency_key_replays_the_same_addresses(platform: Platform, john:
     core = john.vrf("core")
     leaf = john.prefix(core, "198.51.100.0/24")
     key = uuid.uuid4().hex
-    first = john.allocate(leaf, 3, key=key, assigned_to="service:7")
+    first = john.allocate(leaf, 3, key=key, assigned_to="cpe:7")
     assert first.status == 201 and first.header("Idempotent-Replayed") is None
-    again = john.allocate(leaf, 3, key=key, assigned_to="service:7")
+    again = john.allocate(leaf, 3, key=key, assigned_to="cpe:7")
     assert again.status == 201 and again.header("Idempotent-Replayed") == "true"
     assert addresses(again) == addresses(first) == ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
     assert john.get_prefix(leaf)["allocated"] == 3
-    reused = john.allocate(leaf, 4, key=key, assigned_to="service:7")
+    reused = john.allocate(leaf, 4, key=key, assigned_to="cpe:7")
     assert (reused.status, reused.error_code) == (422, "IDEMPOTENCY_KEY_REUSED")
     assert john.allocated(leaf, 1) == ["198.51.100.4"]  # no key: a new allocation
 
@@ -358,7 +359,7 @@ def test_an_idempotency_key_replays_the_same_addresses(platform: Platform, john:
     assert other["status"] == "ACTIVE"
     theirs = Ipam(platform, admin_token(platform, "fibre-co"))
     their_leaf = theirs.prefix(theirs.vrf("core"), "198.51.100.0/24")
-    mine = theirs.allocate(their_leaf, 3, key=key, assigned_to="service:7")
+    mine = theirs.allocate(their_leaf, 3, key=key, assigned_to="cpe:7")
     assert mine.status == 201 and mine.header("Idempotent-Replayed") is None
     assert addresses(mine) == ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
 
@@ -419,25 +420,30 @@ def test_release_for_service(platform: Platform, john: Ipam) -> None:
     from dotmac.core.tenancy import TenantContext
     from dotmac.isp import ipam
 
+    isp = Isp(platform, john.token)
+    customer, plan = isp.customer(), isp.plan()
+    one, two = (
+        isp.created("/services", {"customer_id": customer, "plan_id": plan})["id"] for _ in "12"
+    )
     core, customers = john.vrf("core"), john.vrf("customers")
     mgmt = john.prefix(core, "10.30.0.0/24")
     public = john.prefix(customers, "203.0.113.0/24")
-    mine = john.allocated(mgmt, 2, assigned_to="service:svc-1")
-    mine += john.allocated(public, 1, assigned_to="service:svc-1")
-    theirs = john.allocated(public, 1, assigned_to="service:svc-2")
-    listed = john.call("GET", "/ip-addresses?assigned_to=service:svc-1")
+    mine = john.allocated(mgmt, 2, assigned_to=f"service:{one}")
+    mine += john.allocated(public, 1, assigned_to=f"service:{one}")
+    theirs = john.allocated(public, 1, assigned_to=f"service:{two}")
+    listed = john.call("GET", f"/ip-addresses?assigned_to=service:{one}")
     assert sorted(addresses(listed)) == sorted(mine)
 
     ctx = TenantContext(ABC, "services-worker", request_id="cancel-svc-1")
-    released = ipam.release_for_service(ctx, "svc-1")
+    released = ipam.release_for_service(ctx, one)
     assert sorted(i.address for i in released) == sorted(mine)
     assert john.get_prefix(mgmt)["allocated"] == 0
     assert john.get_prefix(public)["allocated"] == 1
-    assert john.call("GET", "/ip-addresses?assigned_to=service:svc-1").json["data"] == []
-    assert addresses(john.call("GET", "/ip-addresses?assigned_to=service:svc-2")) == theirs
-    assert ipam.release_for_service(ctx, "svc-1") == []  # again: nothing left, nothing done
+    assert john.call("GET", f"/ip-addresses?assigned_to=service:{one}").json["data"] == []
+    assert addresses(john.call("GET", f"/ip-addresses?assigned_to=service:{two}")) == theirs
+    assert ipam.release_for_service(ctx, one) == []  # again: nothing left, nothing done
     trail = [r for r in platform.audit_records() if r.get("request_id") == "cancel-svc-1"]
-    assert [(r["action"], r["resource_id"]) for r in trail] == [("isp.ip_address.release", "svc-1")]
+    assert [(r["action"], r["resource_id"]) for r in trail] == [("isp.ip_address.release", one)]
     assert john.allocated(mgmt, 1) == ["10.30.0.1"]  # released addresses are free again
 
 
@@ -451,7 +457,7 @@ def test_reads_make_one_dynamodb_call_and_an_allocation_three(
     calls that touch IPAM keys (not the authorizer's caches or the API meters' leases)."""
     core = john.vrf("core")
     leaf = john.prefix(core, "10.40.0.0/24")
-    john.allocated(leaf, 2, assigned_to="service:9")
+    john.allocated(leaf, 2, assigned_to="cpe:9")
     for _ in range(3):  # warm the caches a cold container fills on its first requests
         john.get_prefix(leaf)
 
@@ -481,7 +487,7 @@ def test_reads_make_one_dynamodb_call_and_an_allocation_three(
         f"/prefixes/{leaf}/ip-addresses",
         f"/vrfs/{core}/ip-addresses",
         f"/vrfs/{core}/ip-addresses/10.40.0.1",
-        "/ip-addresses?assigned_to=service:9",
+        "/ip-addresses?assigned_to=cpe:9",
     ):
         assert sum(calls("GET", path).values()) == 1, path
     assert calls("GET", f"/prefixes/{leaf}/available-ips") == {

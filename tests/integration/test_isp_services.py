@@ -376,6 +376,22 @@ def test_a_plan_change_is_previewed_then_applied_prorated(
     assert plan_services(john, fast) == 0
 
 
+def test_an_address_assigned_to_a_service_needs_that_service(john: Isp) -> None:
+    """`service:<number>` must name one of the tenant's services (400, nothing allocated);
+    other kinds label things outside the platform."""
+    vrf = john.created("/ipam/vrfs", {"name": "customers"})["id"]
+    prefix = john.created("/ipam/prefixes", {"vrf_id": vrf, "prefix": "100.64.0.0/29"})["id"]
+    path = f"/ipam/prefixes/{prefix}/available-ips"
+    refused = john.call("POST", path, {"count": 1, "assigned_to": "service:INT-20260101-000000"})
+    assert (refused.status, refused.error_code) == (400, "VALIDATION_ERROR"), refused.json
+    assert refused.json["error"]["details"] == [
+        {"field": "assigned_to", "message": "no such service"}
+    ]
+    assert john.get(f"/ipam/prefixes/{prefix}")["allocated"] == 0
+    number = new_service(john, john.customer(), john.plan())["id"]
+    assert john.call("POST", path, {"count": 1, "assigned_to": f"service:{number}"}).status == 201
+
+
 def test_cancelling_releases_the_services_addresses(platform: Platform, john: Isp) -> None:
     number = new_service(john, john.customer(), john.plan())["id"]
     vrf = john.created("/ipam/vrfs", {"name": "customers"})["id"]

@@ -944,6 +944,7 @@ def allocate(
     idempotency_key: str | None = None,
 ) -> Allocation:
     """Allocate the next `request.count` free usable addresses of a leaf prefix atomically."""
+    _check_assignee(ctx, request.assigned_to)
     repo = IpamRepository(ctx)
     record_sk = None if idempotency_key is None else record_key(idempotency_key)
     request_print = fingerprint(prefix_id, request)
@@ -1183,6 +1184,22 @@ def list_prefix_addresses(
     _id_or_404(prefix_id, "prefix")
     found = repo.addresses_of_prefix(prefix_id, page)
     return page_under(lambda: repo.prefix(prefix_id), found, page)
+
+
+def _check_assignee(ctx: TenantContext, assigned_to: str | None) -> None:
+    """`service:<number>` must name a service of the caller's tenant (400 otherwise, one
+    GetItem); other kinds are labels of things outside the platform (`router:core-1`)."""
+    kind, _, number = (assigned_to or "").partition(":")
+    if kind != "service":
+        return
+    from dotmac.isp.services import ServiceRepository
+
+    try:
+        ServiceRepository(ctx).record(number)
+    except NotFoundError:
+        raise ValidationError(
+            "invalid assigned_to", details=[FieldError("assigned_to", "no such service")]
+        ) from None
 
 
 def list_assigned(ctx: TenantContext, assigned_to: str, page: PageRequest) -> Page[AddressItem]:
