@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from dotmac.billing import invoicing
 from tests.integration.billing_fixtures import drain, next_period
 from tests.integration.identity_fixtures import *  # noqa: F403
@@ -52,6 +54,36 @@ def account(platform: Platform, token: str) -> dict[str, Any]:
     answer = platform.call("GET", ACCOUNT, token)
     assert answer.status == 200, answer.json
     return answer.attributes
+
+
+def test_an_invoice_takes_three_dynamodb_calls_and_two_objects(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the invoice-worker spends per tenant: its first reads in one TransactGetItems,
+    the subscription events, one transaction; the PDF and JSON documents."""
+    import threading
+
+    import botocore.client
+
+    counted: Counter[str] = Counter()
+    original = botocore.client.BaseClient._make_api_call
+    worker = threading.get_ident()  # not the emulator's workflow threads, still settling
+
+    def spy(self: Any, operation: str, params: Any) -> Any:
+        if threading.get_ident() == worker:
+            counted[f"{self.meta.service_model.service_name}:{operation}"] += 1
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", spy)
+    assert invoicing.invoice_tenant("abc-corp", next_period()).created
+    assert counted == Counter(
+        {
+            "dynamodb:TransactGetItems": 1,
+            "dynamodb:Query": 1,
+            "dynamodb:TransactWriteItems": 1,
+            "s3:PutObject": 2,
+        }
+    )
 
 
 def test_paying_over_http_is_idempotent_and_stays_in_the_tenant(platform: Platform) -> None:

@@ -146,6 +146,38 @@ class Issued:
     created: bool
 
 
+def _first_reads(book: Book, period: str, year: int) -> tuple[Any, str | None, Any, int]:
+    """The tenant, the number of its invoice for `period` if one was issued, its account and
+    the last number of its invoice sequence for `year`: one TransactGetItems (consistent).
+    NotFoundError if there is no such tenant."""
+    from dotmac.billing.models import (
+        ACCOUNT_SK,
+        BillingAccountItem,
+        InvoicePeriodItem,
+        SequenceItem,
+    )
+    from dotmac.core.errors import NotFoundError
+    from dotmac.core.repository import transact_get
+    from dotmac.management.models import TENANT_SK, TenantItem
+    from dotmac.management.repository import tenant_pk
+
+    ctx = book.ctx
+    tenant, issued, account, sequence = transact_get(
+        (TenantItem, tenant_pk(ctx.tenant_id), TENANT_SK),
+        (InvoicePeriodItem, ctx.key("INVOICE_PERIOD"), period),
+        (BillingAccountItem, book.key("BILLING"), ACCOUNT_SK),
+        (SequenceItem, ctx.key(numbering.PARTITION), numbering.sequence_key("INV", year)),
+    )
+    if tenant is None:
+        raise NotFoundError(f"tenant {ctx.tenant_id} not found")
+    number = str(issued.invoice_number) if isinstance(issued, InvoicePeriodItem) else None
+    account = ledger.account_or_new(
+        book, account if isinstance(account, BillingAccountItem) else None
+    )
+    last = numbering.last_number(sequence if isinstance(sequence, SequenceItem) else None)
+    return tenant, number, account, last
+
+
 def _existing(ctx: TenantContext, period: str) -> str | None:
     from dotmac.billing.models import InvoicePeriodItem
 
@@ -248,13 +280,13 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
     from dotmac.billing.tenant_billing import TenantSettlement
     from dotmac.core.model import ensure_bound
     from dotmac.management.models import SubscriptionEventItem
-    from dotmac.management.repository import get_tenant_item
 
     ensure_bound()
     start, end = period_bounds(period)
     ctx = TenantContext(tenant_id, WORKER, request_id=f"billing-{run_id or period}")
-    tenant = get_tenant_item(tenant_id)
-    if (number := _existing(ctx, period)) is not None:
+    book = Book(ctx)
+    tenant, number, first_account, first_last = _first_reads(book, period, start.year)
+    if number is not None:
         ensure_documents(ctx, number, tenant.name)
         return Issued(number, created=False)
     events = sorted(
@@ -267,20 +299,20 @@ def invoice_tenant(tenant_id: str, period: str, *, run_id: str | None = None) ->
         if run_id is not None:
             _close_empty_job(ctx, run_id, period)
         return Issued(None, created=False)
-    book = Book(ctx)
     settlement = TenantSettlement(ctx)
     created: list[Any] = []
     tries = 0
 
     def attempt() -> Issued:
         nonlocal tries
-        tries += 1  # the first try was just preceded by the same check
+        tries += 1  # the first try uses the first reads; a retry reads again
         if tries > 1 and (found := _existing(ctx, period)) is not None:
             return Issued(found, created=False)
-        account = ledger.load_account(book)
+        account = first_account if tries == 1 else ledger.load_account(book)
         issued_on = datetime.now(UTC).date()
         uow = UnitOfWork(ctx)
-        number = numbering.stage_next_number(uow, ctx, "INV", start.year)
+        last = first_last if tries == 1 else None
+        number = numbering.stage_next_number(uow, ctx, "INV", start.year, last)
         uow.put(
             InvoicePeriodItem(ctx.key("INVOICE_PERIOD"), period, invoice_number=number),
             condition=InvoicePeriodItem.PK.does_not_exist(),

@@ -141,7 +141,12 @@ def owner_and_account(
     found, account = transact_get(
         (owner, pk, sk), (BillingAccountItem, book.key("BILLING"), ACCOUNT_SK)
     )
-    return found, account or _new_account(book)
+    return found, account_or_new(book, account)
+
+
+def account_or_new(book: Book, found: BillingAccountItem | None) -> BillingAccountItem:
+    """`found` (the book's account as read), or a new unsaved one in USD when it has none."""
+    return found or _new_account(book)
 
 
 def _new_account(book: Book) -> BillingAccountItem:
