@@ -764,11 +764,6 @@ def portal_payment(call: Call, payment_id: str) -> Reply:
 
 @api.route(f"{PORTAL}/tickets", permission=PORTAL_READ, summary="The portal user's tickets")
 def portal_tickets(call: Call) -> Reply:
-    """The portal user's tickets, newest first.
-
-    Calls: 2, the customer's ticket index (Query), then the tickets (BatchGetItem): a ticket's
-    two index slots already serve the status and tenant-wide lists.
-    """
     mine = portal.customer_of(call.ctx)
     page = tickets.customer_tickets(call.ctx, mine, PageRequest.from_query(call.query))
     items = [resource("ticket", i.number, tickets.ticket_summary(i)) for i in page.items]

@@ -334,6 +334,16 @@ def test_the_portal_shows_jane_her_own_records_and_nothing_else(
     assert opened.header("Location") == f"/api/v1/isp/portal/tickets/{ticket}"
     assert [t["id"] for t in jane.call("GET", "/portal/tickets").json["data"]] == [ticket]
     assert john.get(f"/tickets/{ticket}")["customer_id"] == mine
+    # Staff's answer shows in the customer's list (one Query), as in the ticket itself.
+    answered = john.call("POST", f"/tickets/{ticket}/respond", {"message": "Checking the line."})
+    assert answered.status == 200, answered.json
+    listed, counted = counting(jane, isp_data)("GET", "/portal/tickets")
+    assert counted == Counter({"dynamodb:Query": 1})
+    (summary,) = listed.json["data"]
+    assert (summary["attributes"]["status"], summary["attributes"]["responses"]) == (
+        jane.get(f"/portal/tickets/{ticket}")["status"],
+        1,
+    )
 
     for path in (
         f"/portal/services/{other_service}",

@@ -18,7 +18,7 @@ Rules:
 | services | Query `ISP_CUSTOMER_SERVICES#<id>` (GSI1) |
 | one service | Query (its collection; 404 unless it is his) |
 | invoices, payments, account | as `subscriber_billing` (one Query or GetItem) |
-| tickets | Query `ISP_CUSTOMER_TICKETS#<id>` (GSI1) + BatchGetItem |
+| tickets | Query `ISP_CUSTOMER_TICKETS#<id>` (the customer's copies of the tickets) |
 | one ticket | Query (its collection; 404 unless it is his) |
 """
 

@@ -40,19 +40,20 @@ All keys below are inside the tenant's space (`T#<tid>#...`; items in
 | create | GetItem (sequence), | `BILLING` / `SEQ#TCK#<year>` (consistent), the customer |
 | | [GetItem], | `ISP_CUSTOMER#<id>` / `ROOT` when `customer_id` is given; ticket |
 | | TransactWriteItems | `ISP_TICKET#<number>` / `ROOT` if absent + `LOG#`, its SLA clock, |
-| | | the sequence if unchanged, `ISP_DASHBOARD` / `TICKETS` (ADD), audit |
+| | | the customer's copy, the sequence if unchanged, |
+| | | `ISP_DASHBOARD` / `TICKETS` (ADD), audit |
 | get (+ newest transitions) | Query | `ISP_TICKET#<number>`, descending, 1 + HISTORY_LIMIT items |
 | list | Query | `ISP_TICKETS`, SK `<created>#<number>` (GSI2) |
 | list by status | Query | `ISP_TICKET_STATUS#<status>`, SK `<created>#<number>` (GSI1) |
-| a customer's (portal) | Query, BatchGetItem | `ISP_CUSTOMER_TICKETS#<id>`, SK |
-| | | `<created>#<number>` (GSI1 of the creation `LOG#` entries), |
-| | | then the tickets' `ROOT`s |
+| a customer's (portal) | Query | `ISP_CUSTOMER_TICKETS#<id>`, SK `<created>#<number>`, |
+| | | descending: the customer's copies of the tickets |
 | list `?sla=ok` | Query | `ISP_TICKET_SLA#OK`, SK >= `<now>#` (GSI1, clocks) |
 | list `?sla=at_risk` | Query | `ISP_TICKET_SLA#OK`, SK < `<now>#` (GSI1, clocks) |
 | list `?sla=breached` | Query | `ISP_TICKET_SLA#BREACHED` (GSI1, clocks) |
 | (`?sla=` with `?status=`) | | the same Query, FilterExpression `status = :s` |
 | update, respond, resolve, | GetItem, TransactWriteItems | `ROOT` if `version` unchanged, `LOG#`, |
-| close, reopen | (+ the get's Query) | the clock put or deleted, `ISP_DASHBOARD` / `TICKETS` |
+| close, reopen | (+ the get's Query) | the clock put or deleted, the customer's copy, |
+| | | `ISP_DASHBOARD` / `TICKETS` |
 | | | (ADD, when the ticket's SLA bucket moves), audit |
 | | (+ SQS SendMessage per new breach) | |
 | breach sweep | Query per page, then per | `ISP_TICKET_DUE`, SK < `<now>#` (GSI2, clocks); each |
@@ -336,12 +337,7 @@ def clock_item(ctx: TenantContext, item: TicketItem) -> TicketItem | None:
         return None
     clock = clock_of(item)
     due = running(clock)
-    attributes = {
-        name: value
-        for name, value in item.attribute_values.items()
-        if name not in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "kind")
-    }
-    copy = TicketItem(ctx.key(CLOCK, item.number), ROOT, **attributes)
+    copy = _copy(item, ctx.key(CLOCK, item.number), ROOT)
     risk = [at_risk_from(item.created_at, d) for d in due.values()]
     moment = min(risk) if risk else item.updated_at
     band = "BREACHED" if clock.recorded else "OK"
@@ -349,6 +345,21 @@ def clock_item(ctx: TenantContext, item: TicketItem) -> TicketItem | None:
     if due:
         copy.GSI2PK, copy.GSI2SK = ctx.key(TICKET_DUE), f"{_stamp(min(due.values()))}#{item.number}"
     return copy
+
+
+def customer_copy(ctx: TenantContext, item: TicketItem) -> TicketItem | None:
+    """The ticket in its customer's list (None without a customer), written with every change
+    so the portal lists a customer's tickets in one Query."""
+    if item.customer_id is None:
+        return None
+    order = f"{_stamp(item.created_at)}#{item.number}"
+    return _copy(item, ctx.key(CUSTOMER_TICKETS, item.customer_id), order)
+
+
+def _copy(item: TicketItem, pk: str, sk: str) -> TicketItem:
+    """`item`'s attributes under another key, outside every index."""
+    keys = ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "kind")
+    return TicketItem(pk, sk, **{k: v for k, v in item.attribute_values.items() if k not in keys})
 
 
 class TicketRepository(RecordRepository[TicketItem]):
@@ -488,6 +499,8 @@ def _change(
             uow.delete(TicketItem(ctx.key(CLOCK, number), ROOT))
         else:
             uow.put(clock)
+        if (listed := customer_copy(ctx, item)) is not None:
+            uow.put(listed)
         dashboard.stage_ticket(uow, ctx, sla_before, dashboard.ticket_sla(item))
         uow.audit(f"isp.ticket.{audit_action}", "ticket", number, before=before, after=_state(item))
         uow.commit(conflict="the ticket changed meanwhile; retry")
@@ -590,14 +603,13 @@ def create_ticket(
             now,
             details={"priority": body.priority},
         )
-        if body.customer_id is not None:  # the creation entry lists it under its customer
-            log.GSI1PK = ctx.key(CUSTOMER_TICKETS, body.customer_id)
-            log.GSI1SK = f"{_stamp(now)}#{number}"
         uow.put(item, condition=TicketItem.PK.does_not_exist())
         uow.put(log)
         clock = clock_item(ctx, item)
         assert clock is not None
         uow.put(clock)
+        if (listed := customer_copy(ctx, item)) is not None:
+            uow.put(listed)
         dashboard.stage_ticket(uow, ctx, None, dashboard.ticket_sla(item))
         uow.audit("isp.ticket.create", "ticket", number, after=_state(item))
         uow.commit(conflict="the ticket number was taken meanwhile; retry")
@@ -608,18 +620,8 @@ def create_ticket(
 
 
 def customer_tickets(ctx: TenantContext, customer_id: str, page: PageRequest) -> Page[TicketItem]:
-    """One page of a customer's tickets, newest first: a Query of their creation entries
-    (`ISP_CUSTOMER_TICKETS#<id>`, GSI1), then one BatchGetItem of the tickets."""
-    created = query_page(
-        TransitionItem,
-        ctx.key(CUSTOMER_TICKETS, customer_id),
-        page,
-        index="gsi1",
-        newest_first=True,
-    )
-    keys = [(str(entry.PK), ROOT) for entry in created.items]
-    found = {str(t.PK): t for t in TicketItem.batch_get(keys)} if keys else {}
-    return Page([found[pk] for pk, _ in keys if pk in found], created.next_cursor)
+    """One page of a customer's tickets, newest first: one Query of the customer's copies."""
+    return query_page(TicketItem, ctx.key(CUSTOMER_TICKETS, customer_id), page, newest_first=True)
 
 
 def get_ticket(
