@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,12 @@ class DependencyUnavailableError(DotmacError):
     """503: a backing service (table, queue, bucket) did not answer; nothing was written."""
 
     status, code = 503, "SERVICE_UNAVAILABLE"
+
+
+def referenced(field: str, missing: str, read: Callable[[], T]) -> T:
+    """The record a request field names, as `read()` finds it; a 400 naming `field` (with
+    `missing`, e.g. "no such customer") when it raises NotFoundError."""
+    try:
+        return read()
+    except NotFoundError:
+        raise ValidationError(f"invalid {field}", details=[FieldError(field, missing)]) from None

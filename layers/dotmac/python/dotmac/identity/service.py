@@ -15,6 +15,7 @@ from dotmac.core.errors import (
     ForbiddenError,
     NotFoundError,
     ValidationError,
+    referenced,
 )
 from dotmac.core.pagination import PageRequest
 from dotmac.core.permissions import allowed
@@ -394,12 +395,9 @@ def _check_portal_link(ctx: TenantContext, customer_id: str | None) -> None:
         return
     from dotmac.isp.customers import CustomerRepository
 
-    try:
-        CustomerRepository(ctx).customer(customer_id)
-    except NotFoundError:
-        raise ValidationError(
-            "invalid customer_id", details=[FieldError("customer_id", "no such customer")]
-        ) from None
+    referenced(
+        "customer_id", "no such customer", lambda: CustomerRepository(ctx).customer(customer_id)
+    )
 
 
 def create_user(

@@ -101,6 +101,7 @@ from dotmac.core.errors import (
     NotFoundError,
     UnprocessableError,
     ValidationError,
+    referenced,
 )
 from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import (
@@ -1194,12 +1195,7 @@ def _check_assignee(ctx: TenantContext, assigned_to: str | None) -> None:
         return
     from dotmac.isp.services import ServiceRepository
 
-    try:
-        ServiceRepository(ctx).record(number)
-    except NotFoundError:
-        raise ValidationError(
-            "invalid assigned_to", details=[FieldError("assigned_to", "no such service")]
-        ) from None
+    referenced("assigned_to", "no such service", lambda: ServiceRepository(ctx).record(number))
 
 
 def list_assigned(ctx: TenantContext, assigned_to: str, page: PageRequest) -> Page[AddressItem]:

@@ -74,7 +74,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
-from dotmac.core.errors import FieldError, NotFoundError, ValidationError
+from dotmac.core.errors import FieldError, NotFoundError, ValidationError, referenced
 from dotmac.core.pagination import PageRequest
 from dotmac.core.repository import Page, query_page
 from dotmac.core.tenancy import TenantContext
@@ -563,11 +563,9 @@ def create_ticket(
     from dotmac.core.retry import until_won
     from dotmac.isp.customers import CustomerRepository
 
-    if body.customer_id is not None:
-        try:
-            CustomerRepository(ctx).customer(body.customer_id)
-        except NotFoundError as exc:
-            raise invalid("customer_id", "no such customer") from exc
+    if (customer_id := body.customer_id) is not None:
+        repo = CustomerRepository(ctx)
+        referenced("customer_id", "no such customer", lambda: repo.customer(customer_id))
     done: list[tuple[TicketItem, list[TransitionItem]]] = []
 
     def attempt() -> None:
