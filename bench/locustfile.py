@@ -30,6 +30,7 @@ from locust.stats import StatsEntry
 
 from devcloud.seed import ABC_CORP, ABC_CORP_USERS, DEMO_PASSWORD
 
+API = "/api/v1"
 SIGNED_IN = ("john", "sarah", "tom", "jane")  # by first name; Mike has no part here
 LAGOS = {"lat": 6.4474, "lon": 3.4723}
 TOKENS: dict[str, str] = {}
@@ -132,13 +133,16 @@ class _Demo(FastHttpUser):
     who = ""
     wait_time = between(*(float(part) for part in os.environ.get("LOAD_WAIT", "0.5,2").split(",")))
 
-    def get(self, path: str, name: str) -> None:
-        self.client.get(path, headers={"Authorization": TOKENS[self.who]}, name=f"GET {name}")
+    def get(self, route: str, **ids: str) -> None:
+        """GET `route` (`/isp/customers/{id}`, also the name its figures go under) with `ids`."""
+        headers = {"Authorization": TOKENS[self.who]}
+        self.client.get(API + route.format(**ids), headers=headers, name=f"GET {route}")
 
-    def post(self, path: str, body: Any, name: str, **headers: str) -> Any:
+    def post(self, route: str, body: Any, headers: dict[str, str] | None = None, **ids: str) -> Any:
         """The created resource, or None when refused (an error status counts as a failure)."""
-        headers["Authorization"] = TOKENS[self.who]
-        answer = self.client.post(path, json=body, headers=headers, name=f"POST {name}")
+        headers = {**(headers or {}), "Authorization": TOKENS[self.who]}
+        path = API + route.format(**ids)
+        answer = self.client.post(path, json=body, headers=headers, name=f"POST {route}")
         return answer.json()["data"] if answer.status_code < 300 else None
 
 
@@ -152,43 +156,43 @@ class _Staff(_Demo):
 
     @task(3)
     def customers(self) -> None:
-        self.get("/api/v1/isp/customers", "/isp/customers")
+        self.get("/isp/customers")
 
     @task(5)
     def customer(self) -> None:
         customer = random.choice(IDS["customers"])
-        self.get(f"/api/v1/isp/customers/{customer}", "/isp/customers/{id}")
+        self.get("/isp/customers/{id}", id=customer)
 
     @task(2)
     def services(self) -> None:
-        self.get("/api/v1/isp/services", "/isp/services")
+        self.get("/isp/services")
 
     @task(3)
     def service(self) -> None:
         number = random.choice(IDS["services"])
-        self.get(f"/api/v1/isp/services/{number}", "/isp/services/{number}")
+        self.get("/isp/services/{number}", number=number)
 
     @task(3)
     def tickets_page(self) -> None:
-        self.get("/api/v1/isp/tickets", "/isp/tickets")
+        self.get("/isp/tickets")
 
     @task(3)
     def ticket(self) -> None:
         ticket = random.choice(self.tickets or IDS["tickets"])
-        self.get(f"/api/v1/isp/tickets/{ticket}", "/isp/tickets/{id}")
+        self.get("/isp/tickets/{id}", id=ticket)
 
     @task(2)
     def work_orders(self) -> None:
-        self.get("/api/v1/isp/work-orders", "/isp/work-orders")
+        self.get("/isp/work-orders")
 
     @task(2)
     def dashboard(self) -> None:
-        self.get("/api/v1/isp/dashboard", "/isp/dashboard")
+        self.get("/isp/dashboard")
 
     @task(2)
     def invoices(self) -> None:
         _, customer = random.choice(IDS["active"])
-        self.get(f"/api/v1/isp/customers/{customer}/invoices", "/isp/customers/{id}/invoices")
+        self.get("/isp/customers/{id}/invoices", id=customer)
 
     @task(2)
     def open_ticket(self) -> None:
@@ -197,7 +201,7 @@ class _Staff(_Demo):
             "subject": "Intermittent drops",
             "description": "The line drops a few times an hour.",
         }
-        created = self.post("/api/v1/isp/tickets", body, "/isp/tickets")
+        created = self.post("/isp/tickets", body)
         if created:
             self.tickets.append(created["id"])
 
@@ -206,24 +210,20 @@ class _Staff(_Demo):
         if self.tickets:
             ticket = random.choice(self.tickets)
             body = {"message": "An engineer is checking the line."}
-            self.post(f"/api/v1/isp/tickets/{ticket}/respond", body, "/isp/tickets/{id}/respond")
+            self.post("/isp/tickets/{id}/respond", body, id=ticket)
 
     @task(1)
     def add_customer(self) -> None:
         body = {"name": "Load Test Customer", "email": f"load.{uuid.uuid4().hex[:12]}@example.net"}
-        created = self.post("/api/v1/isp/customers", body, "/isp/customers")
+        created = self.post("/isp/customers", body)
         if created:
             IDS["customers"].append(created["id"])
 
     @task(1)
     def take_payment(self) -> None:
         _, customer = random.choice(IDS["active"])
-        self.post(
-            f"/api/v1/isp/customers/{customer}/payments",
-            {"amount": "1.00"},
-            "/isp/customers/{id}/payments",
-            **{"Idempotency-Key": uuid.uuid4().hex},
-        )
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        self.post("/isp/customers/{id}/payments", {"amount": "1.00"}, key, id=customer)
 
     @task(1)
     def record_usage(self) -> None:
@@ -234,7 +234,7 @@ class _Staff(_Demo):
             "download_bytes": random.randint(10**6, 10**9),
             "upload_bytes": random.randint(10**5, 10**8),
         }
-        self.post(f"/api/v1/isp/services/{number}/usage", body, "/isp/services/{number}/usage")
+        self.post("/isp/services/{number}/usage", body, number=number)
 
 
 class Sarah(_Staff):
@@ -248,19 +248,19 @@ class John(_Staff):
 
     @task(2)
     def me(self) -> None:
-        self.get("/api/v1/auth/me", "/auth/me")
+        self.get("/auth/me")
 
     @task(1)
     def tenant_invoices(self) -> None:
-        self.get("/api/v1/tenant/invoices", "/tenant/invoices")
+        self.get("/tenant/invoices")
 
     @task(1)
     def subscriptions(self) -> None:
-        self.get("/api/v1/tenant/subscriptions", "/tenant/subscriptions")
+        self.get("/tenant/subscriptions")
 
     @task(1)
     def usage(self) -> None:
-        self.get("/api/v1/tenant/usage", "/tenant/usage")
+        self.get("/tenant/usage")
 
 
 class Tom(_Demo):
@@ -269,22 +269,22 @@ class Tom(_Demo):
 
     @task(4)
     def orders(self) -> None:
-        self.get("/api/v1/isp/work-orders", "/isp/work-orders")
+        self.get("/isp/work-orders")
 
     @task(4)
     def order(self) -> None:
         order = random.choice(IDS["orders"])
-        self.get(f"/api/v1/isp/work-orders/{order}", "/isp/work-orders/{id}")
+        self.get("/isp/work-orders/{id}", id=order)
 
     @task(1)
     def me(self) -> None:
-        self.get("/api/v1/auth/me", "/auth/me")
+        self.get("/auth/me")
 
     @task(1)
     def note(self) -> None:
         order = random.choice(IDS["orders"])
         body = {"text": "Splice box checked, signal within range."}
-        self.post(f"/api/v1/isp/work-orders/{order}/notes", body, "/isp/work-orders/{id}/notes")
+        self.post("/isp/work-orders/{id}/notes", body, id=order)
 
 
 class Jane(_Demo):
@@ -293,45 +293,44 @@ class Jane(_Demo):
 
     @task(2)
     def profile(self) -> None:
-        self.get("/api/v1/isp/portal/profile", "/isp/portal/profile")
+        self.get("/isp/portal/profile")
 
     @task(3)
     def services(self) -> None:
-        self.get("/api/v1/isp/portal/services", "/isp/portal/services")
+        self.get("/isp/portal/services")
 
     @task(2)
     def service(self) -> None:
         number = random.choice(IDS["jane_services"])
-        self.get(f"/api/v1/isp/portal/services/{number}", "/isp/portal/services/{number}")
+        self.get("/isp/portal/services/{number}", number=number)
 
     @task(2)
     def usage(self) -> None:
         number = random.choice(IDS["jane_services"])
-        path = f"/api/v1/isp/portal/services/{number}/usage"
-        self.get(path, "/isp/portal/services/{number}/usage")
+        self.get("/isp/portal/services/{number}/usage", number=number)
 
     @task(2)
     def invoices(self) -> None:
-        self.get("/api/v1/isp/portal/invoices", "/isp/portal/invoices")
+        self.get("/isp/portal/invoices")
 
     @task(1)
     def invoice(self) -> None:
         number = random.choice(IDS["jane_invoices"])
-        self.get(f"/api/v1/isp/portal/invoices/{number}", "/isp/portal/invoices/{number}")
+        self.get("/isp/portal/invoices/{number}", number=number)
 
     @task(1)
     def billing_account(self) -> None:
-        self.get("/api/v1/isp/portal/billing-account", "/isp/portal/billing-account")
+        self.get("/isp/portal/billing-account")
 
     @task(1)
     def payments(self) -> None:
-        self.get("/api/v1/isp/portal/payments", "/isp/portal/payments")
+        self.get("/isp/portal/payments")
 
     @task(2)
     def tickets(self) -> None:
-        self.get("/api/v1/isp/portal/tickets", "/isp/portal/tickets")
+        self.get("/isp/portal/tickets")
 
     @task(1)
     def open_ticket(self) -> None:
         body = {"subject": "Slow in the evening", "description": "20 Mbps after 8pm."}
-        self.post("/api/v1/isp/portal/tickets", body, "/isp/portal/tickets")
+        self.post("/isp/portal/tickets", body)
